@@ -1,0 +1,1 @@
+"""Estimators for pass@k under independent and coupled sampling."""

@@ -1,0 +1,60 @@
+"""Randomized point sets: `(key, n, s) -> float32[n, s]` in [0, 1).
+
+Every point of every set is exactly uniform on its own (on the float32 grid
+2**-24); the sets differ in how the n points are spread jointly. Each function
+also takes `index=` to make only some of the points, so a device can compute
+just its slice; the `*_words` forms return the underlying uint32 words.
+"""
+
+from qmotto.qmc._antithetic import antithetic
+from qmotto.qmc._antithetic import antithetic_words
+from qmotto.qmc._iid import iid
+from qmotto.qmc._iid import iid_words
+from qmotto.qmc._lattice import generating_vector
+from qmotto.qmc._lattice import lattice
+from qmotto.qmc._lattice import lattice_words
+from qmotto.qmc._sobol import MAX_DIM as SOBOL_MAX_DIM
+from qmotto.qmc._sobol import PADS as SOBOL_PADS
+from qmotto.qmc._sobol import SCRAMBLES as SOBOL_SCRAMBLES
+from qmotto.qmc._sobol import sobol
+from qmotto.qmc._sobol import sobol_words
+from qmotto.qmc._stratified import stratified
+from qmotto.qmc._stratified import stratified_words
+from qmotto.qmc._bits import words_to_unit_float
+
+# name -> words function; each takes (key, n, s, *, index=None, **options).
+POINT_SETS = {
+    "iid": iid_words,
+    "antithetic": antithetic_words,
+    "stratified": stratified_words,
+    "lattice": lattice_words,
+    "sobol": sobol_words,
+}
+
+
+def get_words_fn(name: str):
+  """The words function of the point set called `name`."""
+  if name not in POINT_SETS:
+    raise ValueError(f"unknown point set {name!r}; allowed: {sorted(POINT_SETS)}.")
+  return POINT_SETS[name]
+
+
+__all__ = [
+    "POINT_SETS",
+    "SOBOL_MAX_DIM",
+    "SOBOL_PADS",
+    "SOBOL_SCRAMBLES",
+    "antithetic",
+    "antithetic_words",
+    "generating_vector",
+    "get_words_fn",
+    "iid",
+    "iid_words",
+    "lattice",
+    "lattice_words",
+    "sobol",
+    "sobol_words",
+    "stratified",
+    "stratified_words",
+    "words_to_unit_float",
+]

@@ -1,0 +1,149 @@
+"""Inverse-CDF choice of the next token, and the logit transforms before it.
+
+A uniform u in [0, 1) picks the token whose CDF bin [l, l + p) holds u. Three
+pitfalls are handled here (see METHOD.md):
+  * Parallel prefix sums need not be monotone on accelerators. The CDF is
+    made nondecreasing with a running max, and zero-probability tokens get
+    exactly the upper edge of the token before them, so their bins are empty
+    whatever the summation order.
+  * A zero-probability token is never chosen, also when u lands on a bin edge
+    or when rounding leaves u * total at the total: the choice is then the
+    last token with positive probability.
+  * The CDF is not assumed to end at 1: u is scaled by its last value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitTransform:
+  """How logits become next-token probabilities (hashable: a static jit arg).
+
+  Applied in this order (as Hugging Face transformers does): temperature,
+  top-k, top-p, min-p. temperature == 0 means greedy (argmax), and the other
+  options are then irrelevant. Ties at a top-k or top-p threshold are kept.
+
+  Attributes:
+    temperature: >= 0.
+    top_k: keep the k largest logits (None: all).
+    top_p: keep the smallest set of most likely tokens whose mass reaches
+      top_p, in (0, 1] (None: all).
+    min_p: drop tokens with probability below min_p times the largest, in
+      [0, 1] (None: none dropped).
+  """
+
+  temperature: float = 1.0
+  top_k: int | None = None
+  top_p: float | None = None
+  min_p: float | None = None
+
+  def __post_init__(self):
+    t = self.temperature
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or not np.isfinite(t) or t < 0:
+      raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}.")
+    if self.top_k is not None and (
+        isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1
+    ):
+      raise ValueError(f"top_k must be None or an int >= 1, got {self.top_k!r}.")
+    if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
+      raise ValueError(f"top_p must be None or in (0, 1], got {self.top_p!r}.")
+    if self.min_p is not None and not (0.0 <= self.min_p <= 1.0):
+      raise ValueError(f"min_p must be None or in [0, 1], got {self.min_p!r}.")
+
+  @property
+  def greedy(self) -> bool:
+    return self.temperature == 0
+
+
+def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
+  """Unnormalised next-token probabilities after the transform.
+
+  Args:
+    logits: float[B, V].
+    transform: a non-greedy LogitTransform.
+
+  Returns:
+    float32[B, V], >= 0, largest entry 1 in every row with a finite logit.
+  """
+  x = logits.astype(jnp.float32) / jnp.float32(transform.temperature)
+  vocab = x.shape[-1]
+  if transform.top_k is not None and transform.top_k < vocab:
+    kth = jax.lax.top_k(x, transform.top_k)[0][:, -1:]  # [B, 1]
+    x = jnp.where(x < kth, -jnp.inf, x)
+  top = jnp.max(x, axis=-1, keepdims=True)  # [B, 1]
+  w = jnp.exp(x - jnp.where(jnp.isfinite(top), top, 0.0))  # [B, V]
+  if transform.top_p is not None and transform.top_p < 1.0:
+    w_sorted = -jnp.sort(-w, axis=-1)  # [B, V] descending.
+    mass_before = (jnp.cumsum(w_sorted, axis=-1) - w_sorted) / jnp.sum(w, -1, keepdims=True)
+    num_keep = jnp.maximum(jnp.sum(mass_before < transform.top_p, axis=-1, keepdims=True), 1)
+    threshold = jnp.take_along_axis(w_sorted, num_keep - 1, axis=-1)  # [B, 1]
+    w = jnp.where(w < threshold, 0.0, w)
+  if transform.min_p is not None and transform.min_p > 0.0:
+    w = jnp.where(w < transform.min_p * jnp.max(w, axis=-1, keepdims=True), 0.0, w)
+  return w
+
+
+def monotone_cdf(weights: jax.Array) -> jax.Array:
+  """Robust upper bin edges: float32[B, V], nondecreasing, flat at zero weights."""
+  cdf = jnp.cumsum(weights, axis=-1)
+  cdf = jnp.where(weights > 0, cdf, 0.0)
+  return jax.lax.cummax(cdf, axis=weights.ndim - 1)
+
+
+def invert_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Chooses tokens by inverse CDF and rescales u into the chosen bin.
+
+  Args:
+    weights: float32[B, V] unnormalised probabilities, >= 0, a positive entry
+      in every row.
+    u: float32[B] in [0, 1).
+
+  Returns:
+    tokens: int32[B], never a zero-weight token.
+    rescaled: float32[B] in [0, 1), (u - l) / p for the chosen bin [l, l + p).
+  """
+  vocab = weights.shape[-1]
+  cdf = monotone_cdf(weights)  # [B, V]
+  total = cdf[:, -1]  # [B]
+  target = u * total  # [B]
+  tokens = jnp.sum(cdf <= target[:, None], axis=-1, dtype=jnp.int32)  # first edge > target.
+  last_positive = vocab - 1 - jnp.argmax((weights > 0)[:, ::-1], axis=-1).astype(jnp.int32)
+  tokens = jnp.where(tokens >= vocab, last_positive, tokens)
+  upper = jnp.take_along_axis(cdf, tokens[:, None], axis=-1)[:, 0]
+  lower = jnp.where(
+      tokens > 0, jnp.take_along_axis(cdf, jnp.maximum(tokens - 1, 0)[:, None], axis=-1)[:, 0], 0.0
+  )
+  width = upper - lower
+  rescaled = jnp.where(width > 0, (target - lower) / jnp.where(width > 0, width, 1.0), 0.0)
+  rescaled = jnp.clip(rescaled, 0.0, np.float32(1.0 - 2.0**-24))
+  return tokens, rescaled
+
+
+def invalid_rows(logits: jax.Array) -> jax.Array:
+  """bool[B]: rows with a NaN, or with every logit -inf."""
+  return jnp.any(jnp.isnan(logits), axis=-1) | jnp.all(logits == -jnp.inf, axis=-1)
+
+
+def choose_tokens(
+    logits: jax.Array, u: jax.Array, transform: LogitTransform
+) -> tuple[jax.Array, jax.Array]:
+  """Next tokens from logits and one uniform per row.
+
+  Args:
+    logits: float[B, V].
+    u: float32[B] in [0, 1).
+    transform: how logits become probabilities.
+
+  Returns:
+    tokens: int32[B].
+    rescaled: float32[B], u rescaled into the chosen bin (u itself if greedy).
+  """
+  if transform.greedy:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32), u
+  return invert_cdf(token_weights(logits, transform), u)

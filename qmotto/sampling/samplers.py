@@ -1,0 +1,116 @@
+"""Samplers: which point set feeds the uniforms, and how (code or token mode).
+
+A `Sampler` is a frozen, hashable dataclass, so it can be a static argument of
+`jax.jit`; `get_sampler(name)` turns a config string into one.
+
+Modes (METHOD.md):
+  * "code": each sample carries one coordinate c (its point of a 1-D set). At
+    every step the token is the bin holding c, c is rescaled into that bin,
+    c <- (c - l) / p, and then every carried coordinate of the group is
+    rotated by one shared fresh uniform w_t, c <- (c + w_t) mod 1. The
+    rotation makes each sample's coordinate exactly uniform and independent
+    of its own past at every step (so each sample is an exact draw at any
+    length, in float32), while the spacing inside a group of samples that
+    share a prefix is unchanged.
+  * "token": coordinate t of sample i's s-dimensional point drives token t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from qmotto import qmc
+
+MODES = ("code", "token")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+  """A coupled (or independent) sampler.
+
+  Attributes:
+    points: point set name, one of `qmotto.qmc.POINT_SETS`.
+    mode: "code" or "token" (see the module docstring).
+    scramble: Sobol randomization, "owen" or "lms".
+    pad: Sobol token mode beyond `qmc.SOBOL_MAX_DIM` tokens: "none" raises,
+      "iid" uses independent uniforms for the extra positions.
+  """
+
+  points: str = "lattice"
+  mode: str = "code"
+  scramble: str = "owen"
+  pad: str = "none"
+
+  def __post_init__(self):
+    if self.points not in qmc.POINT_SETS:
+      raise ValueError(
+          f"Sampler.points: unknown point set {self.points!r}; allowed: {sorted(qmc.POINT_SETS)}."
+      )
+    if self.mode not in MODES:
+      raise ValueError(f"Sampler.mode: unknown mode {self.mode!r}; allowed: {MODES}.")
+    if self.points == "iid" and self.mode == "code":
+      raise ValueError(
+          "Sampler: points='iid' needs mode='token'; a carried i.i.d. code shares the "
+          "group rotation and would not keep the samples independent."
+      )
+    if self.scramble not in ("owen", "lms"):
+      raise ValueError(f"Sampler.scramble: {self.scramble!r}; allowed: ('owen', 'lms').")
+    if self.pad not in qmc.SOBOL_PADS:
+      raise ValueError(f"Sampler.pad: {self.pad!r}; allowed: {qmc.SOBOL_PADS}.")
+
+  @property
+  def name(self) -> str:
+    for name, sampler in SAMPLERS.items():
+      if sampler == self:
+        return name
+    return f"{self.points}_{self.mode}"
+
+  @property
+  def independent(self) -> bool:
+    """True when the samples of a group are independent (plain sampling)."""
+    return self.points == "iid"
+
+  def check_group_size(self, n: int) -> None:
+    """Raises unless the point set can make a group of n samples."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+      raise ValueError(f"num_samples must be an int >= 1, got {n!r}.")
+    if self.points == "sobol" and n & (n - 1):
+      raise ValueError(
+          f"num_samples={n}: sampler {self.name!r} needs a power of two "
+          "(a Sobol group is the first 2**m points)."
+      )
+    if self.points in ("stratified", "lattice"):
+      qmc._bits.check_scalable(self.name, n)
+
+  def words(self, key: jax.Array, n: int, s: int, index: jax.Array) -> jax.Array:
+    """uint32[len(index), s] words of points `index` of this sampler's n-point set."""
+    fn = qmc.get_words_fn(self.points)
+    if self.points == "sobol":
+      return fn(key, n, s, scramble=self.scramble, pad=self.pad, index=index)
+    return fn(key, n, s, index=index)
+
+
+SAMPLERS = {
+    "iid": Sampler("iid", "token"),
+    "antithetic": Sampler("antithetic", "code"),
+    "stratified": Sampler("stratified", "code"),
+    "lattice": Sampler("lattice", "code"),
+    "sobol": Sampler("sobol", "token", scramble="owen"),
+    "sobol_lms": Sampler("sobol", "token", scramble="lms"),
+    "sobol_code": Sampler("sobol", "code", scramble="owen"),
+    "antithetic_token": Sampler("antithetic", "token"),
+    "stratified_token": Sampler("stratified", "token"),
+    "lattice_token": Sampler("lattice", "token"),
+}
+
+
+def get_sampler(sampler: str | Sampler) -> Sampler:
+  """A Sampler from its name (see SAMPLERS) or a Sampler (returned as is)."""
+  if isinstance(sampler, Sampler):
+    return sampler
+  if sampler not in SAMPLERS:
+    raise ValueError(f"sampler: unknown name {sampler!r}; allowed: {sorted(SAMPLERS)}.")
+  return SAMPLERS[sampler]
