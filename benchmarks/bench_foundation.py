@@ -3,11 +3,12 @@
 Run from the repository root:
 
   /work/venv/bin/python -m benchmarks.bench_foundation
-  /work/venv/bin/python -m benchmarks.bench_foundation --quick          # smoke
+  /work/venv/bin/python -m benchmarks.bench_foundation --quick          # smoke, ~1 min
   /work/venv/bin/python -m benchmarks.bench_foundation --repeats=50 \
       --output=results/benchmarks/foundation_cpu.json
 
-(`python benchmarks/bench_foundation.py ...` works too.) It prints tables and
+(`python benchmarks/bench_foundation.py ...` works too.) The full run takes
+about 10 minutes on 2 CPU cores. It prints tables and
 writes JSON, by default to results/benchmarks/foundation_<platform>.json with
 platform = jax.default_backend().
 
@@ -69,7 +70,12 @@ import qmotto
 from qmotto import qmc
 from qmotto.sampling import inverse_cdf
 
-_QUICK = flags.DEFINE_bool("quick", False, "Few repeats and a short time budget per case (smoke test).")
+_QUICK = flags.DEFINE_bool(
+    "quick",
+    False,
+    "Smoke test: 3 repeats, short time budget, and only the small shapes "
+    "(n in {16, 256}, s = 64, V = 32000).",
+)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON path (default results/benchmarks/foundation_<platform>.json)."
 )
@@ -89,7 +95,13 @@ N_VALUES = (16, 256, 4096)
 S_VALUES = (64, 1024)
 BATCH = 64
 VOCABS = (32000, 256000)
+# --quick: the same code paths on the small shapes only.
+QUICK_N_VALUES = (16, 256)
+QUICK_S_VALUES = (64,)
+QUICK_VOCABS = (32000,)
 GOAL_RATIO = 1.0
+SLOW_CALL_S = 1.0
+SLOW_MIN_REPEATS = 3
 DEFECT_RATIO = 1.5
 
 CONSTRUCTIONS = {
@@ -136,20 +148,8 @@ def _summary(times: list[float]) -> dict:
   }
 
 
-def _repeat(call, timing: _Timing) -> list[float]:
-  times = []
-  start = time.perf_counter()
-  while len(times) < timing.repeats and (
-      len(times) < timing.min_repeats or time.perf_counter() - start < timing.max_case_s
-  ):
-    t0 = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - t0)
-  return times
-
-
-def bench_jax(fn, args: tuple, timing: _Timing) -> dict:
-  """Compiles `fn` ahead of time on `args`, then times steady-state calls."""
+def _compile(fn, args: tuple):
+  """AOT-compiles `fn` on `args`; returns (compiled, compile stats, first-call time)."""
   t0 = time.perf_counter()
   lowered = jax.jit(fn).lower(*args)
   t1 = time.perf_counter()
@@ -157,12 +157,54 @@ def bench_jax(fn, args: tuple, timing: _Timing) -> dict:
   t2 = time.perf_counter()
   jax.block_until_ready(compiled(*args))
   t3 = time.perf_counter()
-  for _ in range(timing.warmup):
-    jax.block_until_ready(compiled(*args))
-  times = _repeat(lambda: jax.block_until_ready(compiled(*args)), timing)
-  out = _summary(times)
-  out.update(trace_lower_s=t1 - t0, xla_compile_s=t2 - t1, compile_s=t2 - t0, first_call_s=t3 - t2)
-  return out
+  stats = dict(trace_lower_s=t1 - t0, xla_compile_s=t2 - t1, compile_s=t2 - t0, first_call_s=t3 - t2)
+  return compiled, stats
+
+
+def _time_interleaved(calls: dict, first_call_s: float, timing: _Timing) -> dict:
+  """Times zero-arg calls round-robin (order rotating every round), so that
+  background load hits all of them alike; returns name -> list of seconds.
+
+  Cases whose first call took over SLOW_CALL_S get no warm-up and at most
+  SLOW_MIN_REPEATS guaranteed repeats, to keep the run within budget.
+  """
+  names = list(calls)
+  warmup, min_repeats = timing.warmup, timing.min_repeats
+  if first_call_s > SLOW_CALL_S:
+    warmup, min_repeats = 0, min(min_repeats, SLOW_MIN_REPEATS)
+  for _ in range(warmup):
+    for name in names:
+      calls[name]()
+  times = {name: [] for name in names}
+  start = time.perf_counter()
+  budget = timing.max_case_s * len(names)
+  rounds = 0
+  while rounds < timing.repeats and (rounds < min_repeats or time.perf_counter() - start < budget):
+    order = names[rounds % len(names):] + names[: rounds % len(names)]
+    for name in order:
+      t0 = time.perf_counter()
+      calls[name]()
+      times[name].append(time.perf_counter() - t0)
+    rounds += 1
+  return times
+
+
+def bench_jax_group(fns: dict, args: dict, timing: _Timing) -> dict:
+  """Compiles each fns[name] on args[name], then times them interleaved."""
+  compiled, stats = {}, {}
+  for name, fn in fns.items():
+    compiled[name], stats[name] = _compile(fn, args[name])
+  calls = {
+      name: functools.partial(lambda c, a: jax.block_until_ready(c(*a)), compiled[name], args[name])
+      for name in fns
+  }
+  times = _time_interleaved(calls, max(st["first_call_s"] for st in stats.values()), timing)
+  return {name: dict(**_summary(times[name]), **stats[name]) for name in fns}
+
+
+def bench_jax(fn, args: tuple, timing: _Timing) -> dict:
+  """Compiles `fn` ahead of time on `args`, then times steady-state calls."""
+  return bench_jax_group({"f": fn}, {"f": args}, timing)["f"]
 
 
 def bench_host(make_call, timing: _Timing) -> dict:
@@ -176,9 +218,7 @@ def bench_host(make_call, timing: _Timing) -> dict:
   t0 = time.perf_counter()
   call()
   first = time.perf_counter() - t0
-  for _ in range(timing.warmup):
-    call()
-  out = _summary(_repeat(call, timing))
+  out = _summary(_time_interleaved({"f": call}, first, timing)["f"])
   out.update(compile_s=None, first_call_s=first)
   return out
 
@@ -202,11 +242,11 @@ def _ms(seconds: float | None) -> str:
 # 1. Point sets.
 
 
-def bench_point_sets(timing: _Timing, seed: int) -> list[dict]:
+def bench_point_sets(timing: _Timing, seed: int, n_values, s_values) -> list[dict]:
   rows = []
   key = jax.random.key(seed)
-  for n in N_VALUES:
-    for s in S_VALUES:
+  for n in n_values:
+    for s in s_values:
       for name, construction in CONSTRUCTIONS.items():
         _clear_qmc_caches()
         fn = functools.partial(construction, n=n, s=s)
@@ -243,8 +283,8 @@ def print_point_sets(rows: list[dict]) -> None:
   print("== 1. Point generation: (key, n, s) -> [n, s] ==")
   print("compile_s: cold trace (host tables included) + lowering + XLA compile; ")
   print("steady state: median / min over repeats after warm-up (block_until_ready).")
-  print("scipy rows time engine construction + draw; numpy times the draw only; both float64 "
-        "(scipy) / float32 (numpy) on the host.")
+  print("scipy rows (host) time engine construction + draw and return float64; the numpy row")
+  print("times the draw only (Generator reused), float32.")
   header = f"{'method':<28s} {'n':>5s} {'s':>5s} {'compile_s':>9s} {'median_ms':>10s} {'min_ms':>9s} {'ns/value':>9s} {'reps':>4s}  timed"
   print(header)
   print("-" * len(header))
@@ -292,25 +332,24 @@ def _inputs(vocab: int, seed: int):
   return jax.block_until_ready((logits, u, k_key))
 
 
-def bench_sampling(timing: _Timing, seed: int) -> tuple[list[dict], list[dict]]:
+def bench_sampling(timing: _Timing, seed: int, vocabs) -> tuple[list[dict], list[dict]]:
   rows = []
   verdicts = []
-  for vocab in VOCABS:
+  for vocab in vocabs:
     logits, u, key = _inputs(vocab, seed)
     by_name = {}
     for tname, transform in TRANSFORMS.items():
-      for vname, (fn, second) in VARIANTS.items():
-        arg = u if second == "u" else key
-        result = bench_jax(functools.partial(fn, transform=transform), (logits, arg), timing)
+      fns = {vname: functools.partial(fn, transform=transform) for vname, (fn, _) in VARIANTS.items()}
+      args = {vname: (logits, u if second == "u" else key) for vname, (_, second) in VARIANTS.items()}
+      results = bench_jax_group(fns, args, timing)  # interleaved: same load for all variants.
+      base = results["jax.random.categorical"]
+      for vname, result in results.items():
         row = dict(batch=BATCH, vocab=vocab, transform=tname, variant=vname, **result)
+        row["ratio_vs_categorical"] = result["median_s"] / base["median_s"]
+        row["ratio_of_min_vs_categorical"] = result["min_s"] / base["min_s"]
         rows.append(row)
         by_name[(tname, vname)] = row
         _log(f"  step V={vocab:6d} {tname:>13s} {vname:>22s}: {_ms(result['median_s'])} ms")
-    for tname in TRANSFORMS:
-      base = by_name[(tname, "jax.random.categorical")]["median_s"]
-      for vname in VARIANTS:
-        row = by_name[(tname, vname)]
-        row["ratio_vs_categorical"] = row["median_s"] / base
     head = by_name[(HEADLINE, "coupled (u given)")]
     ratio = head["ratio_vs_categorical"]
     if ratio <= GOAL_RATIO:
@@ -327,6 +366,7 @@ def bench_sampling(timing: _Timing, seed: int) -> tuple[list[dict], list[dict]]:
             coupled_ms=1e3 * head["median_s"],
             categorical_ms=1e3 * by_name[(HEADLINE, "jax.random.categorical")]["median_s"],
             ratio=ratio,
+            ratio_of_min=head["ratio_of_min_vs_categorical"],
             ratio_with_u=by_name[(HEADLINE, "coupled + lattice u")]["ratio_vs_categorical"],
             ratio_top_k=by_name[("top_k=50", "coupled (u given)")]["ratio_vs_categorical"],
             ratio_top_p=by_name[("top_p=0.9", "coupled (u given)")]["ratio_vs_categorical"],
@@ -339,14 +379,15 @@ def bench_sampling(timing: _Timing, seed: int) -> tuple[list[dict], list[dict]]:
 def print_sampling(rows: list[dict], verdicts: list[dict]) -> None:
   print()
   print(f"== 2. One sampling step on float32 logits [{BATCH}, V] ==")
-  print("ratio = median time / median time of jax.random.categorical with the same transform.")
-  header = f"{'V':>6s} {'transform':<13s} {'variant':<23s} {'compile_s':>9s} {'median_ms':>10s} {'min_ms':>9s} {'ratio':>6s} {'reps':>4s}"
+  print("ratio = median time / median time of jax.random.categorical with the same transform;")
+  print("r(min) = the same with min times. The three variants of a row group are timed interleaved.")
+  header = f"{'V':>6s} {'transform':<13s} {'variant':<23s} {'compile_s':>9s} {'median_ms':>10s} {'min_ms':>9s} {'ratio':>6s} {'r(min)':>6s} {'reps':>4s}"
   print(header)
   print("-" * len(header))
   for r in rows:
     print(
         f"{r['vocab']:>6d} {r['transform']:<13s} {r['variant']:<23s} {r['compile_s']:>9.3f} "
-        f"{_ms(r['median_s']):>10s} {_ms(r['min_s']):>9s} {r['ratio_vs_categorical']:>6.2f} {r['repeats']:>4d}"
+        f"{_ms(r['median_s']):>10s} {_ms(r['min_s']):>9s} {r['ratio_vs_categorical']:>6.2f} {r['ratio_of_min_vs_categorical']:>6.2f} {r['repeats']:>4d}"
     )
   print()
   for v in verdicts:
@@ -354,7 +395,7 @@ def print_sampling(rows: list[dict], verdicts: list[dict]) -> None:
         f"VERDICT [{v['batch']}, {v['vocab']}] temperature=1: coupled {v['coupled_ms']:.3f} ms vs "
         f"categorical {v['categorical_ms']:.3f} ms -> ratio {v['ratio']:.2f} "
         f"(goal <= {GOAL_RATIO}, defect > {DEFECT_RATIO}): {v['verdict']}  "
-        f"[with lattice u {v['ratio_with_u']:.2f}; top_k=50 {v['ratio_top_k']:.2f}; "
+        f"[ratio of min {v['ratio_of_min']:.2f}; with lattice u {v['ratio_with_u']:.2f}; top_k=50 {v['ratio_top_k']:.2f}; "
         f"top_p=0.9 {v['ratio_top_p']:.2f}]"
     )
 
@@ -433,10 +474,54 @@ def _two_level_invert(weights, u, block):
   return bidx * block + t, rescaled
 
 
-def bench_breakdown(timing: _Timing, seed: int) -> list[dict]:
+def _top_k_kth_min(x, k):
+  """The k-th largest logit per row as min(top_k values): same value as
+  top_k(x, k)[0][:, -1:], but XLA:CPU keeps the TopK op instead of rewriting
+  the slice of it into a full sort."""
+  return jnp.min(jax.lax.top_k(x, k)[0], axis=-1, keepdims=True)
+
+
+def _top_p_threshold_sorted(w, top_p):
+  """The top-p threshold exactly as token_weights computes it (full sort)."""
+  w_sorted = -jnp.sort(-w, axis=-1)
+  mass_before = (jnp.cumsum(w_sorted, axis=-1) - w_sorted) / jnp.sum(w, -1, keepdims=True)
+  num_keep = jnp.maximum(jnp.sum(mass_before < top_p, axis=-1, keepdims=True), 1)
+  return jnp.take_along_axis(w_sorted, num_keep - 1, axis=-1)
+
+
+def _top_p_threshold_bisect(w, top_p):
+  """Prototype: the same threshold without a sort.
+
+  The threshold is the smallest weight t with sum(w[w > t]) < top_p * sum(w).
+  That sum only falls as t grows, and for w >= 0 the float order is the order
+  of the uint32 bit patterns, so 31 bisection steps over the bit patterns in
+  [0, bits(max w)] find t exactly; each step is one fused masked row sum.
+  (Rounding of the masked sums can differ from the sorted cumsum at an exact
+  tie with top_p.)
+  """
+  total = jnp.sum(w, axis=-1, keepdims=True)
+  goal = jnp.float32(top_p) * total
+  lo = jnp.zeros(w.shape[:1] + (1,), jnp.uint32)  # condition false below lo ...
+  hi = jax.lax.bitcast_convert_type(jnp.max(w, axis=-1, keepdims=True), jnp.uint32)  # ... true at hi.
+
+  def body(_, carry):
+    lo, hi = carry
+    mid = lo + (hi - lo) // 2
+    t = jax.lax.bitcast_convert_type(mid, jnp.float32)
+    ok = jnp.sum(jnp.where(w > t, w, 0.0), axis=-1, keepdims=True) < goal
+    return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
+
+  lo, hi = jax.lax.fori_loop(0, 32, body, (lo, hi))
+  t = jax.lax.bitcast_convert_type(hi, jnp.float32)
+  # The smallest weight >= t (t may fall between weights only if no weight
+  # equals it; then the next weight up has the same masked sum).
+  return jnp.min(jnp.where(w >= t, w, jnp.inf), axis=-1, keepdims=True)
+
+
+def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
   rows = []
   transform = TRANSFORMS[HEADLINE]
-  for vocab in VOCABS:
+  for vocab in vocabs:
     logits, u, key = _inputs(vocab, seed)
     w = jax.block_until_ready(jax.jit(inverse_cdf.token_weights, static_argnums=1)(logits, transform))
     raw_cdf = jax.block_until_ready(jax.jit(lambda w: jnp.cumsum(w, axis=-1))(w))
@@ -461,6 +546,11 @@ def bench_breakdown(timing: _Timing, seed: int) -> list[dict]:
         ("invert_cdf", "  gathers + rescale", _gathers, (cdf, tokens, target)),
         ("categorical", "gumbel noise (threefry)", lambda k: jax.random.gumbel(k, logits.shape, jnp.float32), (key,)),
         ("categorical", "argmax(logits + gumbel)", lambda x, g: jnp.argmax(x + g, axis=-1), (logits, gumbel)),
+        ("truncation", "lax.top_k(x, 50) (top_k=50 path)", lambda x: jax.lax.top_k(x, 50)[0], (logits,)),
+        ("truncation", "sort (top_p path)", lambda w: -jnp.sort(-w, axis=-1), (w,)),
+        ("alternative", "top_k kth: min(top_k values) (no full sort)", functools.partial(_top_k_kth_min, k=50), (logits,)),
+        ("alternative", "top_p threshold: full sort (as now)", functools.partial(_top_p_threshold_sorted, top_p=0.9), (w,)),
+        ("alternative", "top_p threshold: bisection, 32 masked sums", functools.partial(_top_p_threshold_bisect, top_p=0.9), (w,)),
         ("alternative", "cumsum: lax.associative_scan(add)", lambda w: jax.lax.associative_scan(jnp.add, w, axis=1), (w,)),
         ("alternative", "cumsum: blocked, block=256", functools.partial(_blocked_cumsum, block=256), (w,)),
         ("alternative", "cumsum: blocked, block=1024", functools.partial(_blocked_cumsum, block=1024), (w,)),
@@ -471,11 +561,13 @@ def bench_breakdown(timing: _Timing, seed: int) -> list[dict]:
         ("alternative", "two-level invert, block=1024 (weights given)", lambda w, u: _two_level_invert(w, u, 1024)[0], (w, u)),
         ("alternative", "token_weights + two-level, block=512", lambda x, u: _two_level_invert(inverse_cdf.token_weights(x, transform), u, 512)[0], (logits, u)),
     ]
-    whole = None
+    # The two whole steps are timed interleaved (same load for both); the
+    # pieces one after another.
+    whole_pieces = [p for p in pieces if p[0] == "whole"]
+    results = bench_jax_group({p[1]: p[2] for p in whole_pieces}, {p[1]: p[3] for p in whole_pieces}, timing)
+    whole = results[whole_pieces[0][1]]["median_s"]
     for group, name, fn, args in pieces:
-      result = bench_jax(fn, args, timing)
-      if whole is None:
-        whole = result["median_s"]
+      result = results[name] if group == "whole" else bench_jax(fn, args, timing)
       rows.append(dict(batch=BATCH, vocab=vocab, group=group, piece=name.strip(), label=name,
                        share_of_choose_tokens=result["median_s"] / whole, **result))
       _log(f"  breakdown V={vocab:6d} {name.strip():>45s}: {_ms(result['median_s'])} ms")
@@ -484,6 +576,15 @@ def bench_breakdown(timing: _Timing, seed: int) -> list[dict]:
     agree = float(jnp.mean((proto == tokens).astype(jnp.float32)))
     rows.append(dict(batch=BATCH, vocab=vocab, group="check", piece="two-level tokens == invert_cdf tokens (fraction)",
                      label="two-level agreement", value=agree))
+    kth_now = jax.jit(lambda x: jax.lax.top_k(x, 50)[0][:, -1:])(logits)
+    agree = float(jnp.mean((_top_k_kth_min(logits, 50) == kth_now).astype(jnp.float32)))
+    rows.append(dict(batch=BATCH, vocab=vocab, group="check", piece="top_k kth via min == via slice (fraction)",
+                     label="top_k agreement", value=agree))
+    a = jax.jit(functools.partial(_top_p_threshold_sorted, top_p=0.9))(w)
+    b = jax.jit(functools.partial(_top_p_threshold_bisect, top_p=0.9))(w)
+    agree = float(jnp.mean((a == b).astype(jnp.float32)))
+    rows.append(dict(batch=BATCH, vocab=vocab, group="check", piece="top_p threshold bisection == sort (fraction)",
+                     label="top_p agreement", value=agree))
   return rows
 
 
@@ -491,6 +592,8 @@ def print_breakdown(rows: list[dict]) -> None:
   print()
   print("== 3. Breakdown of the coupled step (temperature=1), each piece jitted alone ==")
   print("share = piece median / choose_tokens median (pieces fuse in the whole, so shares need not add up).")
+  print("The two 'whole' rows are timed interleaved; the other rows one after another (more")
+  print("exposed to background load). 'alternative' rows are candidate rewrites, for comparison.")
   header = f"{'V':>6s} {'group':<13s} {'piece':<46s} {'median_ms':>10s} {'min_ms':>9s} {'share':>6s}"
   print(header)
   print("-" * len(header))
@@ -505,6 +608,13 @@ def print_breakdown(rows: list[dict]) -> None:
 
 
 # ---------------------------------------------------------------------------
+
+
+def _loadavg():
+  try:
+    return list(os.getloadavg())
+  except OSError:
+    return None
 
 
 def _metadata(argv: list[str], timing: _Timing) -> dict:
@@ -535,6 +645,7 @@ def _metadata(argv: list[str], timing: _Timing) -> dict:
       device_count=jax.device_count(),
       cpu_count=os.cpu_count(),
       cpu_affinity_count=affinity,
+      loadavg_start=_loadavg(),
       settings=dict(
           quick=_QUICK.value,
           repeats=timing.repeats,
@@ -550,8 +661,10 @@ def _metadata(argv: list[str], timing: _Timing) -> dict:
 def main(argv):
   if _QUICK.value:
     timing = _Timing(repeats=min(_REPEATS.value, 3), warmup=1, max_case_s=0.25, min_repeats=1)
+    n_values, s_values, vocabs = QUICK_N_VALUES, QUICK_S_VALUES, QUICK_VOCABS
   else:
     timing = _Timing(_REPEATS.value, _WARMUP.value, _MAX_CASE_S.value, _MIN_REPEATS.value)
+    n_values, s_values, vocabs = N_VALUES, S_VALUES, VOCABS
   backend = jax.default_backend()
   output = _OUTPUT.value or os.path.join("results", "benchmarks", f"foundation_{backend}.json")
   meta = _metadata(argv, timing)
@@ -562,21 +675,23 @@ def main(argv):
   )
   start = time.perf_counter()
   _log("[1/3] point sets")
-  point_rows = bench_point_sets(timing, _SEED.value)
+  point_rows = bench_point_sets(timing, _SEED.value, n_values, s_values)
   _log("[2/3] sampling step")
-  sampling_rows, verdicts = bench_sampling(timing, _SEED.value)
+  sampling_rows, verdicts = bench_sampling(timing, _SEED.value, vocabs)
   breakdown_rows = []
   if _BREAKDOWN.value:
     _log("[3/3] breakdown")
-    breakdown_rows = bench_breakdown(timing, _SEED.value)
+    breakdown_rows = bench_breakdown(timing, _SEED.value, vocabs)
   total = time.perf_counter() - start
+  meta["loadavg_end"] = _loadavg()
 
   print_point_sets(point_rows)
   print_sampling(sampling_rows, verdicts)
   if breakdown_rows:
     print_breakdown(breakdown_rows)
   print()
-  print(f"total benchmark time {total:.1f} s")
+  print(f"total benchmark time {total:.1f} s; load average (1, 5, 15 min) at start "
+        f"{meta['loadavg_start']}, at end {meta['loadavg_end']} on {meta['cpu_count']} CPUs")
 
   meta["total_benchmark_s"] = total
   record = dict(

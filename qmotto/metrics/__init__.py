@@ -1,1 +1,41 @@
-"""Estimators for pass@k under independent and coupled sampling."""
+"""Estimators for pass@k under independent and coupled sampling.
+
+Start with `pass_at_k(correct, sampler=..., k=...)`: it picks an unbiased
+estimator for the sampler (Chen et al. for i.i.d. samples only; replication
+or valid sub-groups for coupled samplers) and raises where none exists.
+Then `bootstrap_ci` for intervals over problems, `union_bound` for the
+ceiling of any marginal-preserving sampler, and `samples_saved` /
+`bootstrap_samples_saved` for the headline metric.
+"""
+
+from qmotto.metrics.bootstrap import ConfidenceInterval
+from qmotto.metrics.bootstrap import bootstrap_ci
+from qmotto.metrics.passk import allowed_subgroup_sizes
+from qmotto.metrics.passk import chen_pass_at_k
+from qmotto.metrics.passk import iid_pass_at_k_from_p
+from qmotto.metrics.passk import pass_at_k
+from qmotto.metrics.passk import pass_at_k_replicated
+from qmotto.metrics.passk import pass_at_k_subgroups
+from qmotto.metrics.passk import union_bound
+from qmotto.metrics.passk import union_bound_per_problem
+from qmotto.metrics.passk import valid_subgroups
+from qmotto.metrics.saved import SavingsInterval
+from qmotto.metrics.saved import bootstrap_samples_saved
+from qmotto.metrics.saved import samples_saved
+
+__all__ = [
+    "ConfidenceInterval",
+    "SavingsInterval",
+    "allowed_subgroup_sizes",
+    "bootstrap_ci",
+    "bootstrap_samples_saved",
+    "chen_pass_at_k",
+    "iid_pass_at_k_from_p",
+    "pass_at_k",
+    "pass_at_k_replicated",
+    "pass_at_k_subgroups",
+    "samples_saved",
+    "union_bound",
+    "union_bound_per_problem",
+    "valid_subgroups",
+]

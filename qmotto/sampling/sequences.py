@@ -142,7 +142,10 @@ def _sample_groups(
   )
 
   def body(state: DecodeState) -> DecodeState:
-    logits = logits_fn(state.tokens, state.step)
+    # The barrier stops XLA from constant-folding the CDF work when logits_fn
+    # ignores its inputs (a fixed distribution): folding [G*N, V] cumsums at
+    # compile time takes far longer than computing them.
+    logits = jax.lax.optimization_barrier(logits_fn(state.tokens, state.step))
     if logits.ndim != 3 or logits.shape[:2] != (num_groups, n):
       raise ValueError(
           f"logits_fn must return float[{num_groups}, {n}, vocab] logits, got shape {logits.shape}."
