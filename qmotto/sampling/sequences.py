@@ -287,6 +287,14 @@ def sample_sequences(
   Same key, same samples. Runs eagerly, under `jax.jit` and under `lax.map`.
   This is group 0 of `sample_sequences_batched` with the same key.
 
+  `logits_fn` is a static argument: calling again with the same function
+  object reuses the compiled loop. To vary data (weights, prompts, tables)
+  without recompiling, build `logits_fn` from traced arguments inside your
+  own `jax.jit`, e.g.
+    @jax.jit
+    def sample(key, params):
+      return qmotto.sample_sequences(key, functools.partial(model, params), ...)
+
   Args:
     key: PRNG key.
     logits_fn: (tokens int32[num_samples, length], t int32[]) ->
