@@ -98,3 +98,14 @@ def correctness_array(name: str, value, *, ndim: int) -> np.ndarray:
   if 0 in array.shape:
     raise ValueError(f"{name} must have no empty axis, got shape {array.shape}.")
   return array
+
+
+def positive_int_vector(name: str, value) -> np.ndarray:
+  """A non-empty 1-D array of ints >= 1, or a ValueError naming `name`."""
+  array = np.asarray(value)
+  if array.ndim != 1 or array.size == 0:
+    raise ValueError(f"{name} must be a non-empty 1-D list of ints, got shape {array.shape}.")
+  values = integer_array(name, array)
+  if np.any(values < 1):
+    raise ValueError(f"{name} must hold ints >= 1, got {values.tolist()}.")
+  return values

@@ -379,13 +379,7 @@ def _k_values(k) -> tuple[np.ndarray, bool]:
   """(float64 array of k values, whether k was a scalar)."""
   if np.ndim(k) == 0:
     return np.float64(_validate.check_int("k", k, minimum=1)), True
-  array = np.asarray(k)
-  if array.ndim != 1 or array.size == 0:
-    raise ValueError(f"k must be an int or a non-empty 1-D array of ints, got shape {array.shape}.")
-  values = _validate.integer_array("k", array)
-  if np.any(values < 1):
-    raise ValueError(f"k must be >= 1, got a minimum of {values.min()}.")
-  return values.astype(np.float64), False
+  return _validate.positive_int_vector("k", k).astype(np.float64), False
 
 
 def union_bound_per_problem(pass_at_1, k) -> np.ndarray:

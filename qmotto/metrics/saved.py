@@ -30,12 +30,7 @@ class SavingsInterval(NamedTuple):
 
 
 def _check_ks(ks) -> np.ndarray:
-  array = np.asarray(ks)
-  if array.ndim != 1 or array.size == 0:
-    raise ValueError(f"ks must be a non-empty 1-D list of ints, got shape {array.shape}.")
-  values = _validate.integer_array("ks", array)
-  if np.any(values < 1):
-    raise ValueError(f"ks must hold ints >= 1, got {values.tolist()}.")
+  values = _validate.positive_int_vector("ks", ks)
   if np.any(np.diff(values) <= 0):
     raise ValueError(f"ks must be strictly increasing, got {values.tolist()}.")
   return values

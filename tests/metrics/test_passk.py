@@ -257,7 +257,7 @@ def test_iid_pass_at_k_from_p():
         (metrics.union_bound, ([[0.1]], 2), r"pass_at_1 must be 1-D"),
         (metrics.union_bound, ([0.1, np.nan], 2), r"pass_at_1 must be finite"),
         (metrics.union_bound, ([0.1], 0), r"k must be an int >= 1"),
-        (metrics.union_bound_per_problem, ([0.1], [1, 0]), r"k must be >= 1"),
+        (metrics.union_bound_per_problem, ([0.1], [1, 0]), r"k must hold ints >= 1"),
         (metrics.iid_pass_at_k_from_p, (-0.1, 2), r"p must hold probabilities in \[0, 1\]"),
         (metrics.iid_pass_at_k_from_p, (0.1, 1.5), r"k must be an int"),
     ],
