@@ -2,9 +2,9 @@
 
 Run from the repository root:
 
-  /work/venv/bin/python -m benchmarks.bench_foundation
-  /work/venv/bin/python -m benchmarks.bench_foundation --quick          # smoke, ~1 min
-  /work/venv/bin/python -m benchmarks.bench_foundation --repeats=50 \
+  python -m benchmarks.bench_foundation
+  python -m benchmarks.bench_foundation --quick          # smoke, ~1 min
+  python -m benchmarks.bench_foundation --repeats=50 \
       --output=results/benchmarks/foundation_cpu.json
 
 (`python benchmarks/bench_foundation.py ...` works too.) The full run takes

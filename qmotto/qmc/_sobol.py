@@ -122,11 +122,12 @@ def _linear_matrix_scramble(v: jax.Array, key: jax.Array) -> jax.Array:
   col_bit = jnp.uint32(1) << (BITS - 1 - jnp.arange(BITS, dtype=jnp.uint32))  # [32]
   below = col_bit - jnp.uint32(1)  # the less significant digits.
   columns = col_bit[None, :] | (rand & below[None, :])  # [s, 32]: column j.
-  out = jnp.zeros_like(v)
-  for j in range(BITS):
-    has_digit = ((v >> (BITS - 1 - j)) & 1).astype(bool)  # [s, 32]
-    out = out ^ jnp.where(has_digit, columns[:, j : j + 1], jnp.uint32(0))
-  return out
+  digits = jnp.arange(BITS, dtype=jnp.uint32)
+  has_digit = ((v[:, :, None] >> (BITS - 1 - digits)) & 1).astype(bool)  # [s, 32 numbers, 32 digits]
+  # One XOR reduction over the digits: an unrolled XOR chain gets fused into
+  # every point's computation by XLA and recomputed per point.
+  picked = jnp.where(has_digit, columns[:, None, :], jnp.uint32(0))  # [s, 32, 32]
+  return jax.lax.reduce(picked, jnp.uint32(0), jax.lax.bitwise_xor, (2,))
 
 
 def sobol_words(

@@ -74,7 +74,9 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
   x = logits.astype(jnp.float32) / jnp.float32(transform.temperature)
   vocab = x.shape[-1]
   if transform.top_k is not None and transform.top_k < vocab:
-    kth = jax.lax.top_k(x, transform.top_k)[0][:, -1:]  # [B, 1]
+    # min of the k values, not their last column: XLA:CPU turns that slice
+    # into a full sort of the row.
+    kth = jnp.min(jax.lax.top_k(x, transform.top_k)[0], axis=-1, keepdims=True)  # [B, 1]
     x = jnp.where(x < kth, -jnp.inf, x)
   top = jnp.max(x, axis=-1, keepdims=True)  # [B, 1]
   w = jnp.exp(x - jnp.where(jnp.isfinite(top), top, 0.0))  # [B, V]
@@ -96,8 +98,49 @@ def monotone_cdf(weights: jax.Array) -> jax.Array:
   return jax.lax.cummax(cdf, axis=weights.ndim - 1)
 
 
+# Vocabularies larger than this are searched in two levels: blocks first,
+# then tokens inside the chosen block (see `invert_cdf`).
+BLOCK = 256
+
+
+def _last_positive(weights: jax.Array) -> jax.Array:
+  """int32[B]: index of the last positive entry of each row."""
+  iota = jnp.arange(weights.shape[-1], dtype=jnp.int32)
+  return jnp.max(jnp.where(weights > 0, iota, 0), axis=-1)
+
+
+def _lookup(
+    weights: jax.Array, cdf: jax.Array, target: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The bin of `target` in the robust CDF of `weights`.
+
+  Args:
+    weights: float32[B, V] >= 0, a positive entry per row.
+    cdf: float32[B, V], monotone_cdf(weights).
+    target: float32[B], in [0, cdf[:, -1]).
+
+  Returns:
+    index: int32[B], the first bin whose upper edge exceeds target, or the
+      last positive bin if rounding put target at or past the total.
+    lower, upper: float32[B], the bin's edges.
+  """
+  vocab = weights.shape[-1]
+  index = jnp.sum(cdf <= target[:, None], axis=-1, dtype=jnp.int32)
+  index = jnp.where(index >= vocab, _last_positive(weights), index)
+  upper = jnp.take_along_axis(cdf, index[:, None], axis=-1)[:, 0]
+  below = jnp.take_along_axis(cdf, jnp.maximum(index - 1, 0)[:, None], axis=-1)[:, 0]
+  lower = jnp.where(index > 0, below, 0.0)
+  return index, lower, upper
+
+
 def invert_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Chooses tokens by inverse CDF and rescales u into the chosen bin.
+
+  Above `BLOCK` tokens the search runs in two levels, each with the robust
+  CDF: the CDF of the block sums picks a block, the CDF inside that block
+  picks the token. The bins are the same up to float32 rounding of the edges,
+  and the full-vocabulary prefix sum (the costly part) is gone: one pass for
+  the block sums, then work on one block per row.
 
   Args:
     weights: float32[B, V] unnormalised probabilities, >= 0, a positive entry
@@ -108,17 +151,23 @@ def invert_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
     tokens: int32[B], never a zero-weight token.
     rescaled: float32[B] in [0, 1), (u - l) / p for the chosen bin [l, l + p).
   """
-  vocab = weights.shape[-1]
-  cdf = monotone_cdf(weights)  # [B, V]
-  total = cdf[:, -1]  # [B]
-  target = u * total  # [B]
-  tokens = jnp.sum(cdf <= target[:, None], axis=-1, dtype=jnp.int32)  # first edge > target.
-  last_positive = vocab - 1 - jnp.argmax((weights > 0)[:, ::-1], axis=-1).astype(jnp.int32)
-  tokens = jnp.where(tokens >= vocab, last_positive, tokens)
-  upper = jnp.take_along_axis(cdf, tokens[:, None], axis=-1)[:, 0]
-  lower = jnp.where(
-      tokens > 0, jnp.take_along_axis(cdf, jnp.maximum(tokens - 1, 0)[:, None], axis=-1)[:, 0], 0.0
-  )
+  batch, vocab = weights.shape
+  if vocab <= BLOCK:
+    cdf = monotone_cdf(weights)  # [B, V]
+    target = u * cdf[:, -1]
+    tokens, lower, upper = _lookup(weights, cdf, target)
+  else:
+    num_blocks = -(-vocab // BLOCK)
+    padded = jnp.pad(weights, ((0, 0), (0, num_blocks * BLOCK - vocab)))
+    blocks = padded.reshape(batch, num_blocks, BLOCK)  # [B, nb, BLOCK]
+    block_sums = jnp.sum(blocks, axis=-1)  # [B, nb]
+    block_cdf = monotone_cdf(block_sums)  # [B, nb]
+    target = u * block_cdf[:, -1]
+    block, block_lower, _ = _lookup(block_sums, block_cdf, target)
+    inner = jnp.take_along_axis(blocks, block[:, None, None], axis=1)[:, 0]  # [B, BLOCK]
+    local = target - block_lower
+    offset, lower, upper = _lookup(inner, monotone_cdf(inner), local)
+    tokens, target = block * BLOCK + offset, local
   width = upper - lower
   rescaled = jnp.where(width > 0, (target - lower) / jnp.where(width > 0, width, 1.0), 0.0)
   rescaled = jnp.clip(rescaled, 0.0, np.float32(1.0 - 2.0**-24))
