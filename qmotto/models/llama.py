@@ -1,0 +1,462 @@
+"""A Llama-family decoder-only transformer in Flax linen, with an explicit KV cache.
+
+Covers Llama 2/3, SmolLM2, Qwen2 (`qkv_bias=True`) and the like: RMSNorm,
+rotary embeddings in Hugging Face's "rotate_half" (non-interleaved)
+convention, grouped-query attention, a SwiGLU MLP, tied or untied embeddings.
+
+Parameter tree (checkpoint loaders in `qmotto.models.loading` rely on it; see
+`param_shapes`):
+
+  {"embed": {"embedding": [V, D]},
+   "layers_{i}": {"attn_norm": {"scale": [D]},
+                  "attn": {"q": {"kernel": [D, H*Dh], "bias": [H*Dh]},   # bias only if qkv_bias
+                           "k": {"kernel": [D, KV*Dh], "bias": [KV*Dh]},
+                           "v": {"kernel": [D, KV*Dh], "bias": [KV*Dh]},
+                           "o": {"kernel": [H*Dh, D]}},
+                  "mlp_norm": {"scale": [D]},
+                  "mlp": {"gate": {"kernel": [D, F]}, "up": {"kernel": [D, F]},
+                          "down": {"kernel": [F, D]}}},
+   "final_norm": {"scale": [D]},
+   "lm_head": {"kernel": [D, V]}}                                      # absent if tie_embeddings
+
+Kernels are [in, out] (a torch Linear weight transposed). Heads are
+head-major as in Hugging Face: q.reshape(..., H, Dh), and query head h uses
+key/value head h // (H // KV).
+
+Shape letters: B batch, T new tokens, S cache slots (or keys), D hidden,
+H query heads, KV key/value heads, G = H // KV queries per key/value head,
+Dh head dim, F MLP width, V vocabulary, L layers.
+
+Positions and the cache. Every token carries its position, and the cache
+slot of a token is its position: slot j of row b holds the key/value of the
+token at position j of that row. A query at position q attends to the slots
+j <= q. Prompts are right-padded: row b's real tokens are at positions
+0 .. len_b - 1, so after a prefill of a [B, T] block the padding has written
+slots len_b .. T - 1, but no real query ever attends to them before they are
+overwritten, because decoding writes the token at position len_b into slot
+len_b before it attends. Causality by position is therefore the only mask
+needed, for prefill, decoding and padding alike. Logits at padding positions
+are meaningless and are to be ignored by the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DTYPES = ("float32", "bfloat16", "float16")
+_MASK_VALUE = -1e30  # Finite, so a masked score's exp is exactly 0 and never NaN.
+
+
+def _is_int(x) -> bool:
+  return not isinstance(x, bool) and isinstance(x, (int, np.integer))
+
+
+def _is_real(x) -> bool:
+  return not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating))
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaConfig:
+  """Architecture of a Llama-family model (frozen and hashable: a static jit arg).
+
+  Attributes:
+    vocab_size: V.
+    hidden_size: D.
+    intermediate_size: F, the MLP width.
+    num_layers: L.
+    num_heads: H, query heads.
+    num_kv_heads: KV, key/value heads; H must be a multiple of KV.
+    head_dim: Dh, even (default hidden_size // num_heads; then H must divide D).
+    rope_theta: rotary base.
+    rms_norm_eps: RMSNorm epsilon, > 0.
+    tie_embeddings: logits = x @ embed.T (no "lm_head" parameters).
+    qkv_bias: biases on the q, k and v projections (Qwen2).
+    max_seq_len: the most positions a sequence may have (prompt + generated).
+    dtype: compute dtype, one of DTYPES; parameters are always float32, and
+      RMSNorm statistics, attention softmax and the logits are float32.
+  """
+
+  vocab_size: int
+  hidden_size: int
+  intermediate_size: int
+  num_layers: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int | None = None
+  rope_theta: float = 10000.0
+  rms_norm_eps: float = 1e-5
+  tie_embeddings: bool = False
+  qkv_bias: bool = False
+  max_seq_len: int = 2048
+  dtype: str = "float32"
+
+  def __post_init__(self):
+    for name in (
+        "vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
+        "num_kv_heads", "max_seq_len",
+    ):
+      value = getattr(self, name)
+      if not _is_int(value) or value < 1:
+        raise ValueError(f"LlamaConfig.{name} must be an int >= 1, got {value!r}.")
+    if self.num_heads % self.num_kv_heads:
+      raise ValueError(
+          f"LlamaConfig: num_heads={self.num_heads} must be a multiple of "
+          f"num_kv_heads={self.num_kv_heads} (grouped-query attention)."
+      )
+    if self.head_dim is None:
+      if self.hidden_size % self.num_heads:
+        raise ValueError(
+            f"LlamaConfig: hidden_size={self.hidden_size} is not a multiple of "
+            f"num_heads={self.num_heads}; pass head_dim explicitly."
+        )
+      object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
+    if not _is_int(self.head_dim) or self.head_dim < 2 or self.head_dim % 2:
+      raise ValueError(
+          f"LlamaConfig.head_dim must be an even int >= 2 (rotary pairs), got {self.head_dim!r}."
+      )
+    if not _is_real(self.rope_theta) or not np.isfinite(self.rope_theta) or self.rope_theta <= 0:
+      raise ValueError(f"LlamaConfig.rope_theta must be a finite number > 0, got {self.rope_theta!r}.")
+    if not _is_real(self.rms_norm_eps) or not np.isfinite(self.rms_norm_eps) or self.rms_norm_eps <= 0:
+      raise ValueError(
+          f"LlamaConfig.rms_norm_eps must be a finite number > 0, got {self.rms_norm_eps!r}."
+      )
+    for name in ("tie_embeddings", "qkv_bias"):
+      if not isinstance(getattr(self, name), (bool, np.bool_)):
+        raise ValueError(f"LlamaConfig.{name} must be a bool, got {getattr(self, name)!r}.")
+    if self.dtype not in DTYPES:
+      raise ValueError(f"LlamaConfig.dtype must be one of {DTYPES}, got {self.dtype!r}.")
+
+  @property
+  def compute_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.dtype)
+
+
+@flax.struct.dataclass
+class KVCache:
+  """Keys and values of every layer, one slot per position (slot j = position j).
+
+  Attributes:
+    k: [L, B, S, KV, Dh] rotated keys, in the compute dtype.
+    v: [L, B, S, KV, Dh] values.
+  """
+
+  k: jax.Array
+  v: jax.Array
+
+  @property
+  def max_len(self) -> int:
+    return self.k.shape[2]
+
+  @property
+  def batch_size(self) -> int:
+    return self.k.shape[1]
+
+
+def init_cache(config: LlamaConfig, batch_size: int, max_len: int) -> KVCache:
+  """An all-zero KVCache for `batch_size` rows of `max_len` slots."""
+  if not _is_int(batch_size) or batch_size < 1:
+    raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+  if not _is_int(max_len) or max_len < 1:
+    raise ValueError(f"max_len must be an int >= 1, got {max_len!r}.")
+  if max_len > config.max_seq_len:
+    raise ValueError(
+        f"KV cache of max_len={max_len} slots exceeds the model's max_seq_len={config.max_seq_len}."
+    )
+  shape = (config.num_layers, batch_size, max_len, config.num_kv_heads, config.head_dim)
+  zeros = jnp.zeros(shape, config.compute_dtype)  # [L, B, S, KV, Dh]
+  return KVCache(k=zeros, v=zeros)
+
+
+def rope_inv_freq(config: LlamaConfig) -> jax.Array:
+  """float32[Dh / 2]: 1 / theta^(2i / Dh), as Hugging Face computes it."""
+  exponents = np.arange(0, config.head_dim, 2, dtype=np.int64).astype(np.float32) / config.head_dim
+  return jnp.asarray(1.0 / (np.float32(config.rope_theta) ** exponents), jnp.float32)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
+  """Rotary embedding in the "rotate_half" convention.
+
+  Args:
+    x: [B, T, N, Dh] queries or keys (N heads).
+    positions: int[B, T].
+    inv_freq: float32[Dh / 2].
+
+  Returns:
+    [B, T, N, Dh], dtype of x.
+  """
+  angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, Dh/2]
+  angles = jnp.concatenate([angles, angles], axis=-1)  # [B, T, Dh]
+  cos = jnp.cos(angles).astype(x.dtype)[:, :, None, :]  # [B, T, 1, Dh]
+  sin = jnp.sin(angles).astype(x.dtype)[:, :, None, :]  # [B, T, 1, Dh]
+  x1, x2 = jnp.split(x, 2, axis=-1)  # [B, T, N, Dh/2] each
+  rotated = jnp.concatenate([-x2, x1], axis=-1)  # [B, T, N, Dh]
+  return x * cos + rotated * sin
+
+
+class RMSNorm(nn.Module):
+  """x * rsqrt(mean(x^2) + eps) * scale; the statistics in float32 (as HF)."""
+
+  eps: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)  # [D]
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return normed.astype(self.dtype) * scale.astype(self.dtype)
+
+
+def _dense(features: int, name: str, dtype, use_bias: bool = False) -> nn.Dense:
+  return nn.Dense(
+      features,
+      use_bias=use_bias,
+      dtype=dtype,
+      param_dtype=jnp.float32,
+      kernel_init=nn.initializers.normal(0.02),
+      name=name,
+  )
+
+
+class Attention(nn.Module):
+  """Grouped-query attention with rotary embeddings and an optional KV cache."""
+
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(
+      self,
+      x: jax.Array,
+      positions: jax.Array,
+      cache: KVCache | None,
+      layer: int,
+  ) -> tuple[jax.Array, KVCache | None]:
+    """x: [B, T, D]; positions: int32[B, T]. Returns ([B, T, D], updated cache)."""
+    cfg = self.config
+    dtype = cfg.compute_dtype
+    b, t, _ = x.shape
+    h, kv, dh = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    g = h // kv
+    q = _dense(h * dh, "q", dtype, cfg.qkv_bias)(x).reshape(b, t, h, dh)  # [B, T, H, Dh]
+    k = _dense(kv * dh, "k", dtype, cfg.qkv_bias)(x).reshape(b, t, kv, dh)  # [B, T, KV, Dh]
+    v = _dense(kv * dh, "v", dtype, cfg.qkv_bias)(x).reshape(b, t, kv, dh)  # [B, T, KV, Dh]
+    inv_freq = rope_inv_freq(cfg)
+    q = apply_rope(q, positions, inv_freq)  # [B, T, H, Dh]
+    k = apply_rope(k, positions, inv_freq)  # [B, T, KV, Dh]
+
+    if cache is None:
+      keys, values = k, v  # [B, S=T, KV, Dh]
+      key_positions = positions  # [B, S]
+    else:
+      rows = jnp.arange(b)[:, None]  # [B, 1]
+      # Slot = position; out-of-range positions are dropped (the caller checks bounds).
+      cache = KVCache(
+          k=cache.k.at[layer, rows, positions].set(k.astype(cache.k.dtype), mode="drop"),  # [L, B, S, KV, Dh]
+          v=cache.v.at[layer, rows, positions].set(v.astype(cache.v.dtype), mode="drop"),  # [L, B, S, KV, Dh]
+      )
+      keys, values = cache.k[layer], cache.v[layer]  # [B, S, KV, Dh]
+      key_positions = jnp.arange(keys.shape[1])[None, :]  # [1, S]
+
+    q = q.reshape(b, t, kv, g, dh)  # [B, T, KV, G, Dh]: query head h = kv * G + g.
+    scores = jnp.einsum(
+        "btkgd,bskd->bkgts", q, keys.astype(dtype), preferred_element_type=jnp.float32
+    )  # [B, KV, G, T, S] float32
+    scores = scores * np.float32(dh**-0.5)
+    visible = key_positions[:, None, :] <= positions[:, :, None]  # [B, T, S]
+    scores = jnp.where(visible[:, None, None, :, :], scores, _MASK_VALUE)  # [B, KV, G, T, S]
+    probs = jax.nn.softmax(scores, axis=-1).astype(dtype)  # [B, KV, G, T, S]
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(dtype))  # [B, T, KV, G, Dh]
+    out = out.reshape(b, t, h * dh)  # [B, T, H*Dh]
+    return _dense(cfg.hidden_size, "o", dtype)(out), cache  # [B, T, D]
+
+
+class MLP(nn.Module):
+  """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    cfg = self.config
+    dtype = cfg.compute_dtype
+    gate = _dense(cfg.intermediate_size, "gate", dtype)(x)  # [B, T, F]
+    up = _dense(cfg.intermediate_size, "up", dtype)(x)  # [B, T, F]
+    return _dense(cfg.hidden_size, "down", dtype)(nn.silu(gate) * up)  # [B, T, D]
+
+
+class Block(nn.Module):
+  """Pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h))."""
+
+  config: LlamaConfig
+  layer: int
+
+  @nn.compact
+  def __call__(
+      self, x: jax.Array, positions: jax.Array, cache: KVCache | None
+  ) -> tuple[jax.Array, KVCache | None]:
+    cfg = self.config
+    dtype = cfg.compute_dtype
+    attn_out, cache = Attention(cfg, name="attn")(
+        RMSNorm(cfg.rms_norm_eps, dtype, name="attn_norm")(x), positions, cache, self.layer
+    )
+    x = x + attn_out  # [B, T, D]
+    x = x + MLP(cfg, name="mlp")(RMSNorm(cfg.rms_norm_eps, dtype, name="mlp_norm")(x))  # [B, T, D]
+    return x, cache
+
+
+class Llama(nn.Module):
+  """The decoder. Call as
+
+    logits, cache = Llama(config).apply({"params": params}, tokens, positions, cache)
+
+  Args (of __call__):
+    tokens: int32[B, T].
+    positions: int32[B, T] position of every token (default arange(T) per row).
+    cache: None for a plain forward pass (causal attention within `tokens`),
+      or a KVCache [L, B, S, KV, Dh]: the new keys/values are written to the
+      slots `positions`, and each query attends to the slots <= its position.
+    logits_at: optional int32[B]: compute logits only at index logits_at[b]
+      of row b (e.g. the last prompt token), giving logits [B, 1, V].
+
+  Returns:
+    logits float32[B, T, V] (or [B, 1, V]), computed in float32 from the
+    final hidden state, and the updated cache (None if none given).
+  """
+
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(
+      self,
+      tokens: jax.Array,
+      positions: jax.Array | None = None,
+      cache: KVCache | None = None,
+      logits_at: jax.Array | None = None,
+  ) -> tuple[jax.Array, KVCache | None]:
+    cfg = self.config
+    dtype = cfg.compute_dtype
+    if tokens.ndim != 2:
+      raise ValueError(f"tokens must be int[B, T], got shape {tokens.shape}.")
+    b, t = tokens.shape
+    if positions is None:
+      positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    if positions.shape != (b, t):
+      raise ValueError(f"positions must have the shape of tokens {(b, t)}, got {positions.shape}.")
+    if cache is not None:
+      if cache.k.shape != (cfg.num_layers, b, cache.max_len, cfg.num_kv_heads, cfg.head_dim):
+        raise ValueError(
+            f"cache.k has shape {cache.k.shape}; expected "
+            f"{(cfg.num_layers, b, 'S', cfg.num_kv_heads, cfg.head_dim)} for tokens of batch {b}."
+        )
+      if t > cache.max_len:
+        raise ValueError(f"{t} tokens do not fit a KV cache of max_len={cache.max_len} slots.")
+    elif t > cfg.max_seq_len:
+      raise ValueError(f"sequence length {t} exceeds the model's max_seq_len={cfg.max_seq_len}.")
+
+    embed = nn.Embed(
+        cfg.vocab_size,
+        cfg.hidden_size,
+        dtype=dtype,
+        param_dtype=jnp.float32,
+        embedding_init=nn.initializers.normal(0.02),
+        name="embed",
+    )
+    x = embed(tokens)  # [B, T, D]
+    for i in range(cfg.num_layers):
+      x, cache = Block(cfg, i, name=f"layers_{i}")(x, positions, cache)  # [B, T, D]
+    if logits_at is not None:
+      x = jnp.take_along_axis(x, logits_at.astype(jnp.int32)[:, None, None], axis=1)  # [B, 1, D]
+    x = RMSNorm(cfg.rms_norm_eps, dtype, name="final_norm")(x).astype(jnp.float32)  # [B, T, D]
+    # The logits are computed in float32 whatever the compute dtype: they set
+    # the sampling distribution, and bfloat16 logits would be coarse (steps of
+    # 0.125 at |logit| ~ 20).
+    if cfg.tie_embeddings:
+      logits = jnp.einsum("btd,vd->btv", x, embed.embedding.astype(jnp.float32))  # [B, T, V]
+    else:
+      logits = _dense(cfg.vocab_size, "lm_head", jnp.float32)(x)  # [B, T, V]
+    return logits, cache
+
+
+@flax.struct.dataclass
+class Model:
+  """A model: its config (static) and parameters (a pytree), itself a pytree.
+
+  Passing a Model through `jax.jit` traces the parameters and keys the
+  compilation on the config only, so new weights of the same shapes reuse it.
+  """
+
+  config: LlamaConfig = flax.struct.field(pytree_node=False)
+  params: Any
+
+  @property
+  def module(self) -> Llama:
+    return Llama(self.config)
+
+  def apply(self, tokens, positions=None, cache=None, logits_at=None):
+    """Llama.__call__ with these parameters: (logits, cache)."""
+    return self.module.apply({"params": self.params}, tokens, positions, cache, logits_at)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_params(config: LlamaConfig, key: jax.Array) -> dict:
+  return Llama(config).init(key, jnp.zeros((1, 1), jnp.int32))["params"]
+
+
+def init_params(config: LlamaConfig, key: jax.Array) -> dict:
+  """Random float32 parameters (normal(0.02) kernels and embedding, unit norms)."""
+  if not isinstance(config, LlamaConfig):
+    raise ValueError(f"config must be a LlamaConfig, got {type(config).__name__}.")
+  return _init_params(config, key)
+
+
+def init_model(config: LlamaConfig, key: jax.Array) -> Model:
+  """A Model with `init_params` weights."""
+  return Model(config=config, params=init_params(config, key))
+
+
+def param_shapes(config: LlamaConfig) -> dict:
+  """The parameter tree of `config` as nested dicts of shape tuples (no compute)."""
+  abstract = jax.eval_shape(_init_params, config, jax.random.key(0))
+  return jax.tree.map(lambda x: tuple(x.shape), abstract)
+
+
+def _as_model(model) -> Model:
+  if isinstance(model, Model):
+    return model
+  if isinstance(model, tuple) and len(model) == 2 and isinstance(model[0], LlamaConfig):
+    return Model(config=model[0], params=model[1])
+  raise ValueError(
+      f"model must be a qmotto.models.Model or a (LlamaConfig, params) pair, got {type(model).__name__}."
+  )
+
+
+@jax.jit
+def _forward_logits(model: Model, tokens: jax.Array) -> jax.Array:
+  return model.apply(tokens)[0]
+
+
+def forward_logits(model: Model | tuple[LlamaConfig, Any], tokens: jax.Array) -> jax.Array:
+  """The plain full forward pass (causal, no cache): float32[B, L, V].
+
+  Args:
+    model: a Model, or a (LlamaConfig, params) pair.
+    tokens: int[B, L], positions 0 .. L - 1 (right padding does not affect
+      the logits of the real tokens before it).
+  """
+  model = _as_model(model)
+  tokens = jnp.asarray(tokens)
+  if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+    raise ValueError(f"tokens must be int[B, L], got {tokens.dtype}{list(tokens.shape)}.")
+  if tokens.shape[1] > model.config.max_seq_len:
+    raise ValueError(
+        f"sequence length {tokens.shape[1]} exceeds the model's max_seq_len={model.config.max_seq_len}."
+    )
+  return _forward_logits(model, tokens.astype(jnp.int32))

@@ -1,0 +1,199 @@
+"""Orbax checkpoints of qmotto models (for models the project trains or fine-tunes).
+
+Layout (orbax-checkpoint's CheckpointManager, one folder per step):
+
+    path/<step>/params/   the parameter tree (orbax's standard pytree format)
+    path/<step>/config/   JSON: {"format": "qmotto.models.Model", "version": 1,
+                                 "config": {LlamaConfig fields}, "step": step}
+    path/<step>/extra/    optional: any other pytree (e.g. optimizer state)
+
+`restore_checkpoint(path)` resumes from the latest step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from qmotto.models.llama import LlamaConfig
+from qmotto.models.llama import Model
+from qmotto.models.llama import param_shapes
+
+FORMAT = "qmotto.models.Model"
+FORMAT_VERSION = 1
+
+
+class RestoredCheckpoint(NamedTuple):
+  model: Model
+  step: int
+  extra: Any  # None if the checkpoint has no extra item
+
+
+def _ocp():
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  return ocp
+
+
+def _manager(path: str, *, max_to_keep: int | None = None, create: bool = False):
+  ocp = _ocp()
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
+  return ocp.CheckpointManager(path, options=options)
+
+
+def _abspath(path) -> str:
+  return os.path.abspath(os.fspath(path))
+
+
+def checkpoint_steps(path: str | os.PathLike) -> list[int]:
+  """The saved steps under `path`, ascending ([] if none or no such directory)."""
+  path = _abspath(path)
+  if not os.path.isdir(path):
+    return []
+  with _manager(path) as mngr:
+    return sorted(mngr.all_steps())
+
+
+def latest_checkpoint_step(path: str | os.PathLike) -> int | None:
+  steps = checkpoint_steps(path)
+  return steps[-1] if steps else None
+
+
+def _config_json(config: LlamaConfig, step: int) -> dict:
+  return {"format": FORMAT, "version": FORMAT_VERSION, "config": dataclasses.asdict(config), "step": step}
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Model,
+    step: int,
+    *,
+    extra: Any = None,
+    max_to_keep: int | None = 3,
+) -> str:
+  """Saves `model` (config as JSON + params) as checkpoint `step` under `path`.
+
+  Args:
+    path: the checkpoint directory (created if needed); one subfolder per step.
+    model: a qmotto.models.Model.
+    step: a non-negative int, larger than the steps already saved.
+    extra: an optional pytree saved beside it (e.g. optimizer state).
+    max_to_keep: how many of the newest steps to keep (None: all).
+
+  Returns:
+    The step's directory.
+  """
+  ocp = _ocp()
+  if not isinstance(model, Model):
+    raise ValueError(f"model must be a qmotto.models.Model, got {type(model).__name__}.")
+  if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+    raise ValueError(f"step must be an int >= 0, got {step!r}.")
+  step = int(step)
+  path = _abspath(path)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ValueError(f"{path}: exists and is not a directory.")
+  items = {
+      "params": ocp.args.StandardSave(model.params),
+      "config": ocp.args.JsonSave(_config_json(model.config, step)),
+  }
+  if extra is not None:
+    items["extra"] = ocp.args.StandardSave(extra)
+  with _manager(path, max_to_keep=max_to_keep, create=True) as mngr:
+    existing = mngr.all_steps()
+    if step in existing:
+      raise ValueError(f"{path}: checkpoint step {step} already exists.")
+    if existing and step < max(existing):
+      raise ValueError(f"{path}: step {step} is older than the latest saved step {max(existing)}.")
+    mngr.save(step, args=ocp.args.Composite(**items))
+    mngr.wait_until_finished()
+  return os.path.join(path, str(step))
+
+
+def _shape_paths(tree) -> dict[str, tuple[int, ...]]:
+  is_shape = lambda x: isinstance(x, tuple) and all(isinstance(n, int) for n in x)  # noqa: E731
+  leaves = jax.tree_util.tree_leaves_with_path(tree, is_leaf=is_shape)
+  return {jax.tree_util.keystr(path): shape for path, shape in leaves}
+
+
+def _check_tree(params, config: LlamaConfig, where: str):
+  expected = _shape_paths(param_shapes(config))
+  got = _shape_paths(jax.tree.map(lambda x: tuple(int(n) for n in np.shape(x)), params))
+  if got == expected:
+    return
+  missing = sorted(set(expected) - set(got))
+  unexpected = sorted(set(got) - set(expected))
+  wrong = sorted(p for p in set(expected) & set(got) if expected[p] != got[p])
+  details = []
+  if missing:
+    details.append(f"missing {', '.join(missing[:5])}")
+  if unexpected:
+    details.append(f"unexpected {', '.join(unexpected[:5])}")
+  if wrong:
+    details.append(f"{wrong[0]} has shape {got[wrong[0]]}, expected {expected[wrong[0]]}")
+  raise ValueError(f"{where}: parameters do not match the saved config: {'; '.join(details)}.")
+
+
+def restore_checkpoint(
+    path: str | os.PathLike, step: int | None = None, *, extra_target: Any = None
+) -> RestoredCheckpoint:
+  """Restores a checkpoint written by `save_checkpoint` (default: the latest step).
+
+  Args:
+    path: the checkpoint directory.
+    step: which step (default: the latest).
+    extra_target: optional pytree (arrays or jax.ShapeDtypeStruct) giving the
+      structure of the "extra" item (e.g. an optax state, so that its
+      NamedTuples come back); without it, the extra item comes back as nested
+      dicts/lists.
+
+  Returns:
+    RestoredCheckpoint(model, step, extra).
+
+  Raises:
+    ValueError: no such directory or step, not a qmotto checkpoint, or unreadable.
+  """
+  ocp = _ocp()
+  path = _abspath(path)
+  if not os.path.isdir(path):
+    raise ValueError(f"{path}: checkpoint directory not found.")
+  with _manager(path) as mngr:
+    steps = sorted(mngr.all_steps())
+    if not steps:
+      raise ValueError(f"{path}: no checkpoint steps found (not an orbax checkpoint directory?).")
+    if step is None:
+      step = steps[-1]
+    elif step not in steps:
+      raise ValueError(f"{path}: no checkpoint step {step}; saved steps: {steps}.")
+    step_dir = os.path.join(path, str(step))
+    for item in ("config", "params"):
+      if not os.path.isdir(os.path.join(step_dir, item)):
+        raise ValueError(f"{step_dir}: not a qmotto model checkpoint (no {item!r} item).")
+    try:
+      meta = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"{step_dir}: config item is unreadable or corrupt: {e}") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+      raise ValueError(f"{step_dir}: not a qmotto model checkpoint (config format is not {FORMAT!r}).")
+    if meta.get("version") != FORMAT_VERSION:
+      raise ValueError(f"{step_dir}: unsupported checkpoint version {meta.get('version')!r}.")
+    try:
+      config = LlamaConfig(**meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
+      raise ValueError(f"{step_dir}: saved config is invalid: {e}") from e
+
+    items = {"params": ocp.args.StandardRestore()}
+    has_extra = os.path.isdir(os.path.join(step_dir, "extra"))
+    if has_extra:
+      items["extra"] = ocp.args.StandardRestore(extra_target)
+    try:
+      restored = mngr.restore(step, args=ocp.args.Composite(**items))
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"{step_dir}: checkpoint is unreadable or corrupt: {e}") from e
+  params = restored.params
+  _check_tree(params, config, step_dir)
+  extra = restored.extra if has_extra else None
+  return RestoredCheckpoint(model=Model(config=config, params=params), step=step, extra=extra)
