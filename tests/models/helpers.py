@@ -44,3 +44,29 @@ def random_params(config: models.LlamaConfig, seed: int, scale: float = 1.5) -> 
 def random_model(seed: int = 0, **overrides) -> models.Model:
   config = tiny_config(**overrides)
   return models.Model(config=config, params=random_params(config, seed))
+
+
+def random_hf_tensors(*, vocab, hidden, ffn, layers, heads, kv_heads, qkv_bias=False, tie=False, seed=0):
+  """float32 tensors of a random Hugging Face Llama/Qwen2 checkpoint, by HF name."""
+  rng = np.random.default_rng(seed)
+  r = lambda *shape: rng.normal(0, 0.2, shape).astype(np.float32)  # noqa: E731
+  dh = hidden // heads
+  t = {"model.embed_tokens.weight": r(vocab, hidden), "model.norm.weight": r(hidden)}
+  for i in range(layers):
+    p = f"model.layers.{i}."
+    t[p + "input_layernorm.weight"] = r(hidden)
+    t[p + "post_attention_layernorm.weight"] = r(hidden)
+    t[p + "self_attn.q_proj.weight"] = r(heads * dh, hidden)
+    t[p + "self_attn.k_proj.weight"] = r(kv_heads * dh, hidden)
+    t[p + "self_attn.v_proj.weight"] = r(kv_heads * dh, hidden)
+    t[p + "self_attn.o_proj.weight"] = r(hidden, heads * dh)
+    t[p + "mlp.gate_proj.weight"] = r(ffn, hidden)
+    t[p + "mlp.up_proj.weight"] = r(ffn, hidden)
+    t[p + "mlp.down_proj.weight"] = r(hidden, ffn)
+    if qkv_bias:
+      t[p + "self_attn.q_proj.bias"] = r(heads * dh)
+      t[p + "self_attn.k_proj.bias"] = r(kv_heads * dh)
+      t[p + "self_attn.v_proj.bias"] = r(kv_heads * dh)
+  if not tie:
+    t["lm_head.weight"] = r(vocab, hidden)
+  return t

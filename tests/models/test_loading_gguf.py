@@ -21,6 +21,7 @@ from qmotto.models.loading import load_model  # noqa: E402
 from qmotto.models.loading.gguf_loader import permute_qk  # noqa: E402
 from qmotto.models.loading.gguf_loader import unpermute_qk  # noqa: E402
 from qmotto.models.loading.tokenizer import Tokenizer  # noqa: E402
+from . import helpers
 
 Q = gguf.GGMLQuantizationType
 D, F, L, H, KV = 64, 128, 2, 4, 2
@@ -55,27 +56,9 @@ def converter_permute(w, n_head, n_head_kv=None):
 
 
 def _hf_tensors(qkv_bias=False, tie=False, seed=0):
-  rng = np.random.default_rng(seed)
-  r = lambda *shape: rng.normal(0, 0.2, shape).astype(np.float32)  # noqa: E731
-  t = {"model.embed_tokens.weight": r(V, D), "model.norm.weight": r(D)}
-  for i in range(L):
-    p = f"model.layers.{i}."
-    t[p + "input_layernorm.weight"] = r(D)
-    t[p + "post_attention_layernorm.weight"] = r(D)
-    t[p + "self_attn.q_proj.weight"] = r(H * DH, D)
-    t[p + "self_attn.k_proj.weight"] = r(KV * DH, D)
-    t[p + "self_attn.v_proj.weight"] = r(KV * DH, D)
-    t[p + "self_attn.o_proj.weight"] = r(D, H * DH)
-    t[p + "mlp.gate_proj.weight"] = r(F, D)
-    t[p + "mlp.up_proj.weight"] = r(F, D)
-    t[p + "mlp.down_proj.weight"] = r(D, F)
-    if qkv_bias:
-      t[p + "self_attn.q_proj.bias"] = r(H * DH)
-      t[p + "self_attn.k_proj.bias"] = r(KV * DH)
-      t[p + "self_attn.v_proj.bias"] = r(KV * DH)
-  if not tie:
-    t["lm_head.weight"] = r(V, D)
-  return t
+  return helpers.random_hf_tensors(
+      vocab=V, hidden=D, ffn=F, layers=L, heads=H, kv_heads=KV, qkv_bias=qkv_bias, tie=tie, seed=seed
+  )
 
 
 _NAMES = {
