@@ -10,6 +10,7 @@ from qmotto import metrics
 from qmotto import models
 from qmotto import qmc
 from qmotto import sampling
+from qmotto import sharding
 from qmotto.decoding import GenerateOutput
 from qmotto.decoding import generate
 from qmotto.models import LlamaConfig
@@ -43,4 +44,5 @@ __all__ = [
     "sample_sequences",
     "sample_sequences_batched",
     "sampling",
+    "sharding",
 ]

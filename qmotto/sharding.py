@@ -1,0 +1,433 @@
+"""Scale out: coupled sampling with the group axis sharded over devices.
+
+Groups (prompts) are independent: group g is randomized with
+`fold_in(key, group_ids[g])` and nothing else, and its k samples share only
+its own quasi-Monte Carlo points. So the group axis shards over every device
+with no communication: `jax.shard_map` runs the single-device loop
+(`qmotto.decoding.generate` or `qmotto.sample_sequences_batched`) on each
+device's slice of groups, with that slice's *global* group ids. Each device
+builds only its own groups' points and rotations, and a group's samples are
+the same whether it runs on 1 device or on 8 (see "Bit-identity" below).
+
+Layout: a 1-D mesh with one axis (default "data"). Prompts, prompt lengths
+and group ids are sharded `NamedSharding(mesh, P("data"))` on their first
+(group) axis; the key, the model parameters and the token ids are replicated.
+The outputs are `jax.Array`s sharded the same way on their group axis: device
+d of the mesh holds groups [d * G / D, (d + 1) * G / D). G must be a multiple
+of the device count D.
+
+Multi-host: call `initialize_distributed` first on every process, build the
+mesh over `jax.devices()` (all processes' devices), and call the sharded
+functions on every process with the same key and the same full host-side
+(NumPy) prompts; each process only uploads the shards its devices hold. The
+outputs are global arrays: read a process's own groups from
+`out.tokens.addressable_shards`, or gather everything with
+`jax.experimental.multihost_utils.process_allgather`.
+
+Bit-identity. A group's uniforms depend only on (key, group id), so which
+device makes them never matters. The logits can: by default a device runs
+the model on its G / D groups as one batch, and on the CPU the tiny test
+model's logits for batch 1 and batch 8 differ in the last bits. Token-mode
+samplers (sobol, iid) only change a token when a uniform lies within rounding
+of a bin edge, and give bit-identical tokens on 1 and 8 devices in the tests
+(their logprobs may differ in the last bits). Code-mode samplers (lattice,
+stratified, antithetic) rescale the carried coordinate every step and turn
+such differences into different (still exact) later tokens. For samples that
+are bit-identical on any device count with every sampler, pass
+`group_batch=b`: each device then decodes its groups b at a time in a loop,
+the same program for every batch whatever the device count, at the price of
+smaller batches (b = 1 always works; b must divide G / D). A model-agnostic
+`logits_fn` whose rows do not depend on the batch (a table, a row-wise
+function) is bit-identical without it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from qmotto import decoding
+from qmotto.models import llama
+from qmotto.sampling import inverse_cdf
+from qmotto.sampling import samplers as samplers_lib
+from qmotto.sampling import sequences
+
+DEFAULT_AXIS = "data"
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    local_device_ids: int | Sequence[int] | None = None,
+    **kwargs,
+) -> None:
+  """Joins a multi-host JAX job: a thin wrapper over `jax.distributed.initialize`.
+
+  Call it once per process, before any other JAX call. On Cloud TPU, SLURM and
+  Open MPI all arguments may be left out (JAX detects them); elsewhere give
+  all three of coordinator_address ("host:port" of process 0), num_processes
+  and process_id. Afterwards `jax.devices()` lists every process's devices and
+  `make_mesh()` spans them all.
+
+  Args:
+    coordinator_address: "host:port" of the coordinator (process 0).
+    num_processes: the number of processes, >= 1.
+    process_id: this process's index in [0, num_processes).
+    local_device_ids: optional devices of this process to use.
+    **kwargs: passed on to `jax.distributed.initialize`.
+  """
+  if num_processes is not None and (
+      isinstance(num_processes, bool) or not isinstance(num_processes, (int, np.integer)) or num_processes < 1
+  ):
+    raise ValueError(f"num_processes must be None or an int >= 1, got {num_processes!r}.")
+  if process_id is not None:
+    if isinstance(process_id, bool) or not isinstance(process_id, (int, np.integer)) or process_id < 0:
+      raise ValueError(f"process_id must be None or an int >= 0, got {process_id!r}.")
+    if num_processes is not None and process_id >= num_processes:
+      raise ValueError(f"process_id={process_id} must be < num_processes={num_processes}.")
+  if coordinator_address is not None:
+    if not isinstance(coordinator_address, str) or ":" not in coordinator_address:
+      raise ValueError(f"coordinator_address must be a 'host:port' string, got {coordinator_address!r}.")
+  jax.distributed.initialize(
+      coordinator_address=coordinator_address,
+      num_processes=num_processes,
+      process_id=process_id,
+      local_device_ids=local_device_ids,
+      **kwargs,
+  )
+
+
+def make_mesh(axis_name: str = DEFAULT_AXIS, devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh named `axis_name` over `devices` (default: all, `jax.devices()`)."""
+  if not isinstance(axis_name, str) or not axis_name:
+    raise ValueError(f"axis_name must be a non-empty string, got {axis_name!r}.")
+  devices = jax.devices() if devices is None else list(devices)
+  if not devices:
+    raise ValueError("devices must hold at least one device.")
+  return Mesh(np.array(devices), (axis_name,))
+
+
+def _axis(mesh: Mesh) -> tuple[str, int]:
+  if not isinstance(mesh, Mesh):
+    raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}.")
+  if len(mesh.axis_names) != 1:
+    raise ValueError(
+        f"mesh must be 1-D (one axis for the groups), got axes {mesh.axis_names}; see make_mesh."
+    )
+  return mesh.axis_names[0], mesh.devices.size
+
+
+def _check_divisible(num_groups: int, mesh: Mesh, what: str) -> None:
+  _, num_devices = _axis(mesh)
+  if num_groups % num_devices:
+    raise ValueError(
+        f"{what}={num_groups} must be a multiple of the mesh's device count {num_devices}: "
+        f"the {what} axis is split evenly over the devices. Pad it (e.g. repeat a prompt) "
+        "or use fewer devices."
+    )
+
+
+def _put(x, sharding: NamedSharding):
+  """Places x (host or device data, the same on every process) with `sharding`."""
+  if isinstance(x, jax.core.Tracer):
+    return x  # Under the caller's jit: the shard_map in_specs place it.
+  if isinstance(x, jax.Array):
+    return x if x.sharding == sharding else jax.device_put(x, sharding)
+  host = np.asarray(x)
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def group_ids_sharded(mesh: Mesh, num_groups: int, group_ids=None) -> jax.Array:
+  """uint32[G] group ids (default arange(G)) sharded over `mesh`: device d holds its own."""
+  _check_divisible(num_groups, mesh, "num_groups")
+  axis, _ = _axis(mesh)
+  if group_ids is None:
+    group_ids = np.arange(num_groups, dtype=np.uint32)
+  if not isinstance(group_ids, jax.core.Tracer):
+    group_ids = np.asarray(group_ids)
+    if group_ids.shape != (num_groups,):
+      raise ValueError(f"group_ids must be int[{num_groups}], got shape {group_ids.shape}.")
+    group_ids = group_ids.astype(np.uint32)
+  return _put(group_ids, NamedSharding(mesh, P(axis)))
+
+
+def _any_invalid(invalid: jax.Array, axis: str) -> jax.Array:
+  return jax.lax.psum(invalid.astype(jnp.int32), axis) > 0
+
+
+def _in_batches(run, inputs, group_batch: int | None):
+  """run(inputs) -> (outputs, invalid) on the whole group axis, or `group_batch` groups at a time.
+
+  With a group_batch, the groups go through a `lax.fori_loop` in batches of
+  that size, so every batch is the same computation whatever the number of
+  groups a device holds. Two details keep XLA from compiling the one-batch
+  case differently (found empirically on the CPU: a device with one batch
+  got logits that differ in the last bits from a device with several): the
+  buffers hold one spare batch, so a batch is never the whole buffer, and
+  the trip count goes through an optimization barrier, so a loop of one trip
+  is not inlined.
+  """
+  if group_batch is None:
+    return run(inputs)
+  num_groups = jax.tree.leaves(inputs)[0].shape[0]
+  trips = num_groups // group_batch
+  inputs = jax.tree.map(lambda x: jnp.concatenate([x, x[:group_batch]]), inputs)
+  take = lambda i: jax.tree.map(
+      lambda x: jax.lax.dynamic_slice_in_dim(x, i * group_batch, group_batch, axis=0), inputs
+  )
+  shapes = jax.eval_shape(run, take(0))
+  init = (
+      jax.tree.map(lambda a: jnp.zeros(((trips + 1) * a.shape[0], *a.shape[1:]), a.dtype), shapes[0]),
+      jnp.bool_(False),
+  )
+
+  def body(i, carry):
+    outputs, invalid = carry
+    out, bad = run(take(i))
+    outputs = jax.tree.map(
+        lambda buf, o: jax.lax.dynamic_update_slice_in_dim(buf, o, i * group_batch, axis=0),
+        outputs,
+        out,
+    )
+    return outputs, invalid | bad
+
+  # A trip count XLA cannot know: it would inline a loop of one trip.
+  zero = jnp.minimum(jax.lax.optimization_barrier(jnp.int32(0)), 0)
+  outputs, invalid = jax.lax.fori_loop(0, trips + zero, body, init)
+  return jax.tree.map(lambda x: x[:num_groups], outputs), invalid
+
+
+def _check_group_batch(group_batch, num_groups: int, mesh: Mesh, what: str) -> None:
+  if group_batch is None:
+    return
+  if isinstance(group_batch, bool) or not isinstance(group_batch, (int, np.integer)) or group_batch < 1:
+    raise ValueError(f"group_batch must be None or an int >= 1, got {group_batch!r}.")
+  _, num_devices = _axis(mesh)
+  per_device = num_groups // num_devices
+  if per_device % group_batch:
+    raise ValueError(
+        f"group_batch={group_batch} must divide the {per_device} groups of each device "
+        f"({what}={num_groups} over {num_devices} devices)."
+    )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "mesh", "group_batch", "num_samples", "max_new_tokens", "cache_len", "sampler", "transform"
+    ),
+)
+def _sharded_generate(
+    key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id, *, mesh, group_batch, **static
+):
+  axis, _ = _axis(mesh)
+  shard, rep = P(axis), P()
+
+  def local(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id):
+    def run(batch):
+      prompts, prompt_lengths, group_ids = batch
+      return decoding._generate(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id, **static)
+
+    output, invalid = _in_batches(run, (prompts, prompt_lengths, group_ids), group_batch)
+    return output, _any_invalid(invalid, axis)
+
+  return jax.shard_map(
+      local,
+      mesh=mesh,
+      in_specs=(rep, rep, shard, shard, shard, rep, rep),
+      out_specs=(shard, rep),
+      check_vma=False,
+  )(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id)
+
+
+def sharded_generate(
+    key: jax.Array,
+    model: llama.Model,
+    prompts,
+    prompt_lengths,
+    *,
+    mesh: Mesh,
+    num_samples: int,
+    max_new_tokens: int,
+    sampler: str | samplers_lib.Sampler = "lattice",
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    eos_id: int | None = None,
+    pad_id: int = 0,
+    group_ids=None,
+    check_logits: bool = True,
+    group_batch: int | None = None,
+) -> decoding.GenerateOutput:
+  """`qmotto.decoding.generate` with the prompts sharded over `mesh`.
+
+  Same arguments, checks and samples as `generate` (group p is randomized by
+  `fold_in(key, group_ids[p])`, default group_ids = arange(P)), plus `mesh`,
+  a 1-D mesh (see `make_mesh`). The P prompts are split evenly over the
+  mesh's D devices, so P must be a multiple of D; each device prefills and
+  decodes its P / D prompts with the single-device loop and makes only its
+  own groups' quasi-Monte Carlo points. The model parameters are replicated.
+
+  group_batch: None (default) decodes a device's P / D prompts as one batch;
+  an int b dividing P / D decodes them b at a time, which makes the samples
+  bit-identical on any device count for every sampler (see the module
+  docstring). With None the samples equal `generate` on the same batches of
+  P / D prompts.
+
+  Returns:
+    GenerateOutput(tokens int32[P, k, N], logprobs float32[P, k, N],
+    lengths int32[P, k]), each sharded `NamedSharding(mesh, P(axis))` on the
+    prompt axis.
+  """
+  axis, _ = _axis(mesh)
+  prompts_shape = np.shape(prompts)
+  if len(prompts_shape) == 2:
+    _check_divisible(prompts_shape[0], mesh, "the number of prompts P")
+  args, static = decoding._generate_arguments(
+      key,
+      model,
+      prompts,
+      prompt_lengths,
+      num_samples=num_samples,
+      max_new_tokens=max_new_tokens,
+      sampler=sampler,
+      temperature=temperature,
+      top_k=top_k,
+      top_p=top_p,
+      min_p=min_p,
+      eos_id=eos_id,
+      pad_id=pad_id,
+      group_ids=group_ids,
+  )
+  key, model, prompts, prompt_lengths, group_ids, eos, pad = args
+  _check_divisible(prompts.shape[0], mesh, "the number of prompts P")
+  _check_group_batch(group_batch, prompts.shape[0], mesh, "the number of prompts P")
+  shard, replicated = NamedSharding(mesh, P(axis)), NamedSharding(mesh, P())
+  output, invalid = _sharded_generate(
+      _put(key, replicated),
+      jax.tree.map(lambda x: _put(x, replicated), model),
+      _put(prompts, shard),
+      _put(prompt_lengths, shard),
+      _put(group_ids, shard),
+      eos,
+      pad,
+      mesh=mesh,
+      group_batch=None if group_batch is None else int(group_batch),
+      **static,
+  )
+  if check_logits:
+    if isinstance(invalid, jax.core.Tracer):
+      jax.debug.callback(decoding._raise_if_invalid, invalid)
+    else:
+      decoding._raise_if_invalid(invalid)
+  return output
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "mesh", "group_batch", "logits_fn", "num_samples", "length", "sampler", "transform", "pad_id"
+    ),
+)
+def _sharded_sample_groups(key, group_ids, sample_ids, *, mesh, group_batch, **static):
+  axis, _ = _axis(mesh)
+
+  def local(key, group_ids, sample_ids):
+    def run(group_ids):
+      return sequences._sample_groups(key, group_ids, sample_ids, **static)
+
+    tokens, invalid = _in_batches(run, group_ids, group_batch)
+    return tokens, _any_invalid(invalid, axis)
+
+  return jax.shard_map(
+      local,
+      mesh=mesh,
+      in_specs=(P(), P(axis), P()),
+      out_specs=(P(axis), P()),
+      check_vma=False,
+  )(key, group_ids, sample_ids)
+
+
+def sharded_sample_sequences_batched(
+    key: jax.Array,
+    logits_fn: sequences.LogitsFn,
+    *,
+    mesh: Mesh,
+    num_groups: int,
+    num_samples: int,
+    length: int,
+    sampler: str | samplers_lib.Sampler = "lattice",
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    pad_id: int = 0,
+    group_ids=None,
+    check_logits: bool = True,
+    group_batch: int | None = None,
+) -> jax.Array:
+  """`qmotto.sample_sequences_batched` with the G groups sharded over `mesh`.
+
+  Same arguments and samples, plus `mesh` (a 1-D mesh, see `make_mesh`); G
+  must be a multiple of the device count D. `logits_fn` runs on each device
+  with that device's slice: tokens int32[G / D, N, length] -> float[G / D, N,
+  vocab], so it must compute each group's logits from that group's tokens
+  alone (a model applied row by row), not from its position in the batch.
+  group_batch: as in `sharded_generate`.
+
+  Returns:
+    int32[G, N, length], sharded `NamedSharding(mesh, P(axis))` on the group axis.
+  """
+  axis, num_devices = _axis(mesh)
+  if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1:
+    raise ValueError(f"num_groups must be an int >= 1, got {num_groups!r}.")
+  _check_divisible(num_groups, mesh, "num_groups")
+  _check_group_batch(group_batch, num_groups, mesh, "num_groups")
+  if not callable(logits_fn):
+    raise ValueError(f"logits_fn must be callable, got {type(logits_fn).__name__}.")
+  # Every static check of the single-device function, on one device's shapes,
+  # without compiling or running anything.
+  jax.eval_shape(
+      lambda k: sequences.sample_sequences_batched(
+          k,
+          logits_fn,
+          num_groups=num_groups // num_devices if group_batch is None else int(group_batch),
+          num_samples=num_samples,
+          length=length,
+          sampler=sampler,
+          temperature=temperature,
+          top_k=top_k,
+          top_p=top_p,
+          min_p=min_p,
+          pad_id=pad_id,
+          check_logits=False,
+      ),
+      key,
+  )
+  sampler = samplers_lib.get_sampler(sampler)
+  transform = inverse_cdf.LogitTransform(temperature, top_k, top_p, min_p)
+  tokens, invalid = _sharded_sample_groups(
+      _put(key, NamedSharding(mesh, P())),
+      group_ids_sharded(mesh, num_groups, group_ids),
+      jnp.arange(num_samples, dtype=jnp.uint32),
+      mesh=mesh,
+      group_batch=None if group_batch is None else int(group_batch),
+      logits_fn=logits_fn,
+      num_samples=int(num_samples),
+      length=int(length),
+      sampler=sampler,
+      transform=transform,
+      pad_id=int(pad_id),
+  )
+  if check_logits:
+    sequences._check_invalid(invalid)
+  return tokens
