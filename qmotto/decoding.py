@@ -71,20 +71,6 @@ def _forward(model: llama.Model, tokens, positions, cache, logits_at=None):
   return model.apply(tokens, positions, cache, logits_at)
 
 
-def _chosen_logprobs(
-    logits: jax.Array, tokens: jax.Array, transform: inverse_cdf.LogitTransform
-) -> jax.Array:
-  """float32[B]: log p(token) under the transformed distribution of logits [B, V]."""
-  if transform.greedy:
-    return jnp.zeros(tokens.shape, jnp.float32)
-  weights = inverse_cdf.token_weights(logits, transform)  # [B, V], max 1.
-  x = logits.astype(jnp.float32) / jnp.float32(transform.temperature)  # [B, V]
-  top = jnp.max(x, axis=-1)  # [B]
-  chosen = jnp.take_along_axis(x, tokens[:, None], axis=-1)[:, 0]  # [B]
-  # log(w_tok / sum w) with w_tok = exp(x_tok - top), without underflow.
-  return chosen - top - jnp.log(jnp.sum(weights, axis=-1))
-
-
 @functools.partial(
     jax.jit,
     static_argnames=("num_samples", "max_new_tokens", "cache_len", "sampler", "transform"),
@@ -132,12 +118,9 @@ def _generate(
   def sample(state: _State, logits: jax.Array) -> _State:
     t = state.step
     rotation = sequences.rotation_words(rotation_keys, t)  # [P]
-    tokens, codes, invalid = sequences.decode_step(
+    tokens, codes, invalid, logp = sequences.decode_step(
         sampler, transform, logits, words, state.codes, rotation, t
-    )  # [P, k], [P, k], []
-    logp = _chosen_logprobs(
-        logits.reshape(rows, -1), tokens.reshape(rows), transform
-    ).reshape(num_prompts, k)  # [P, k]
+    )  # [P, k], [P, k], [], [P, k]
     active = ~state.done  # [P, k]
     tokens = jnp.where(active, tokens, pad_id)
     logp = jnp.where(active, logp, 0.0)

@@ -181,7 +181,7 @@ def invalid_rows(logits: jax.Array) -> jax.Array:
 
 def choose_tokens(
     logits: jax.Array, u: jax.Array, transform: LogitTransform
-) -> tuple[jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Next tokens from logits and one uniform per row.
 
   Args:
@@ -192,7 +192,13 @@ def choose_tokens(
   Returns:
     tokens: int32[B].
     rescaled: float32[B], u rescaled into the chosen bin (u itself if greedy).
+    logprobs: float32[B], log-probability of each chosen token under the
+      transformed distribution (0 if greedy).
   """
   if transform.greedy:
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32), u
-  return invert_cdf(token_weights(logits, transform), u)
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32), u, jnp.zeros(u.shape, jnp.float32)
+  weights = token_weights(logits, transform)  # [B, V], max 1.
+  tokens, rescaled = invert_cdf(weights, u)
+  chosen = jnp.take_along_axis(weights, tokens[:, None], axis=-1)[:, 0]  # [B]
+  logprobs = jnp.log(chosen) - jnp.log(jnp.sum(weights, axis=-1))
+  return tokens, rescaled, logprobs

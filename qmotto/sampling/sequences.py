@@ -82,7 +82,7 @@ def decode_step(
     codes: jax.Array,
     rotation: jax.Array,
     step: jax.Array,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
   """One coupled sampling step for G groups of n samples.
 
   Args:
@@ -95,7 +95,9 @@ def decode_step(
     step: int32[] position t.
 
   Returns:
-    tokens: int32[G, n]; codes: uint32[G, n] for the next step; invalid: bool[].
+    tokens: int32[G, n]; codes: uint32[G, n] for the next step; invalid: bool[];
+    logprobs: float32[G, n], log-probability of each token under the
+    transformed distribution (0 if greedy).
   """
   g, n, vocab = logits.shape
   if sampler.mode == "code":
@@ -104,13 +106,13 @@ def decode_step(
     u_words = jax.lax.dynamic_index_in_dim(words, step, axis=2, keepdims=False)  # [G, n]
   u = _bits.words_to_unit_float(u_words).reshape(g * n)
   flat_logits = logits.reshape(g * n, vocab)
-  tokens, rescaled = inverse_cdf.choose_tokens(flat_logits, u, transform)
+  tokens, rescaled, logprobs = inverse_cdf.choose_tokens(flat_logits, u, transform)
   if sampler.mode == "code" and not transform.greedy:
     # Rescale into the bin, then rotate the whole group by one fresh uniform:
     # the word sum mod 2**32 is exactly uniform whatever the rescaled value.
     codes = _bits.unit_float_to_words(rescaled).reshape(g, n) + rotation[:, None]
   invalid = jnp.any(inverse_cdf.invalid_rows(flat_logits))
-  return tokens.reshape(g, n), codes, invalid
+  return tokens.reshape(g, n), codes, invalid, logprobs.reshape(g, n)
 
 
 @functools.partial(
@@ -151,7 +153,7 @@ def _sample_groups(
           f"logits_fn must return float[{num_groups}, {n}, vocab] logits, got shape {logits.shape}."
       )
     rotation = rotation_words(rotation_keys, state.step)
-    tokens, codes, invalid = decode_step(
+    tokens, codes, invalid, _ = decode_step(
         sampler, transform, logits, words, state.codes, rotation, state.step
     )
     return DecodeState(

@@ -76,7 +76,7 @@ def test_token_weights_match_reference(options):
 
 def test_greedy_is_argmax():
   logits = jax.random.normal(jax.random.key(2), (8, 50))
-  tokens, _ = inverse_cdf.choose_tokens(logits, jnp.zeros(8), LogitTransform(temperature=0.0))
+  tokens, _, _ = inverse_cdf.choose_tokens(logits, jnp.zeros(8), LogitTransform(temperature=0.0))
   np.testing.assert_array_equal(tokens, np.argmax(np.asarray(logits), -1))
 
 
