@@ -52,11 +52,8 @@ What is measured:
 
 from __future__ import annotations
 
-import datetime
 import functools
-import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -74,6 +71,8 @@ import numpy as np
 import qmotto
 from qmotto import decoding
 from qmotto.sampling import inverse_cdf
+
+from benchmarks import _common
 from qmotto.sampling import samplers as samplers_lib
 from qmotto.sampling import sequences
 
@@ -118,11 +117,6 @@ _PROMPT_TEXT = (
 )
 
 
-def _log(msg: str) -> None:
-  stamp = datetime.datetime.now().strftime("%H:%M:%S")
-  print(f"[{stamp}] {msg}", file=sys.stderr, flush=True)
-
-
 def _maxrss_mib() -> float:
   # ru_maxrss is in KiB on Linux (bytes on macOS).
   scale = 1.0 / 1024 if sys.platform != "darwin" else 1.0 / (1024 * 1024)
@@ -145,7 +139,7 @@ def _memory(section: str) -> dict:
       section=section,
       peak_rss_mib=round(_maxrss_mib(), 1),
       device_memory_stats=_device_memory(),
-      loadavg=_loadavg(),
+      loadavg=_common.loadavg(),
   )
 
 
@@ -154,15 +148,6 @@ def _prompt_tokens(tok, n: int) -> np.ndarray:
   while len(ids) < n:
     ids = ids + ids
   return np.asarray(ids[:n], np.int32)
-
-
-def _summary(times: list[float]) -> dict:
-  return dict(
-      median_s=statistics.median(times),
-      min_s=min(times),
-      max_s=max(times),
-      repeats=len(times),
-  )
 
 
 def _timed(fn):
@@ -175,13 +160,13 @@ def _time_interleaved(calls: dict, repeats: int) -> tuple[dict, dict]:
   """First call of each (compile + run), then `repeats` rounds, one call of each per round."""
   first = {}
   for name, fn in calls.items():
-    _log(f"  first call (compile) {name}")
+    _common.log(f"  first call (compile) {name}")
     first[name] = _timed(fn)
   steady = {name: [] for name in calls}
   for r in range(repeats):
     for name, fn in calls.items():
       steady[name].append(_timed(fn))
-    _log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n}={steady[n][-1]:.2f}s" for n in calls))
+    _common.log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n}={steady[n][-1]:.2f}s" for n in calls))
   return first, steady
 
 
@@ -226,7 +211,7 @@ def bench_throughput(model, tok, batches, samplers, n, prompt_len, repeats, seed
   rows, verdicts = [], []
   for p, k in batches:
     r = p * k
-    _log(f"throughput P={p} k={k} (R={r}) N={n}")
+    _common.log(f"throughput P={p} k={k} (R={r}) N={n}")
     prompts = np.tile(base[None, :], (p, 1))
     lengths = np.full((p,), prompt_len, np.int32)
     calls = {
@@ -238,7 +223,7 @@ def bench_throughput(model, tok, batches, samplers, n, prompt_len, repeats, seed
     t1 = statistics.median(steady["iid_n1"])
     by_sampler = {}
     for s in samplers:
-      summ = _summary(steady[s])
+      summ = _common.summary(steady[s])
       tps = r * n / summ["median_s"]
       decode_s = summ["median_s"] - t1
       row = dict(
@@ -288,7 +273,7 @@ def bench_throughput(model, tok, batches, samplers, n, prompt_len, repeats, seed
             max_new_tokens=1,
             first_call_s=first["iid_n1"],
             compile_s=first["iid_n1"] - t1,
-            **_summary(steady["iid_n1"]),
+            **_common.summary(steady["iid_n1"]),
         )
     )
   return rows, verdicts
@@ -317,7 +302,7 @@ def bench_hf(tok, batches, n, prompt_len, repeats, seed) -> tuple[list, dict]:
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
 
-  _log("loading the HF model from the GGUF file")
+  _common.log("loading the HF model from the GGUF file")
   start = time.perf_counter()
   model, path = _load_hf()
   load_s = time.perf_counter() - start
@@ -334,7 +319,7 @@ def bench_hf(tok, batches, n, prompt_len, repeats, seed) -> tuple[list, dict]:
   rows = []
   for p, k in batches:
     r = p * k
-    _log(f"HF generate P={p} k={k} (R={r}) N={n}")
+    _common.log(f"HF generate P={p} k={k} (R={r}) N={n}")
     input_ids = torch.tensor(np.tile(base[None, :], (p, 1)), dtype=torch.long)
     attention_mask = torch.ones_like(input_ids)
 
@@ -360,8 +345,8 @@ def bench_hf(tok, batches, n, prompt_len, repeats, seed) -> tuple[list, dict]:
     times = []
     for i in range(repeats):
       times.append(_timed(call))
-      _log(f"  round {i + 1}/{repeats}: {times[-1]:.2f}s")
-    summ = _summary(times)
+      _common.log(f"  round {i + 1}/{repeats}: {times[-1]:.2f}s")
+    summ = _common.summary(times)
     rows.append(
         dict(
             prompts=p,
@@ -385,7 +370,7 @@ def bench_hf(tok, batches, n, prompt_len, repeats, seed) -> tuple[list, dict]:
 
 def bench_prefill(model, tok, k, n, prompt_len, repeats, seed) -> list:
   base = _prompt_tokens(tok, prompt_len)
-  _log(f"shared prefill: prompt {prompt_len} tokens, k={k}, N={n}")
+  _common.log(f"shared prefill: prompt {prompt_len} tokens, k={k}, N={n}")
   shared = (base[None, :], np.array([prompt_len], np.int32), k)
   repeated = (np.tile(base[None, :], (k, 1)), np.full((k,), prompt_len, np.int32), 1)
   calls = {}
@@ -409,7 +394,7 @@ def bench_prefill(model, tok, k, n, prompt_len, repeats, seed) -> list:
               max_new_tokens=nn,
               first_call_s=first[name],
               compile_s=first[name] - statistics.median(steady[name]),
-              **_summary(steady[name]),
+              **_common.summary(steady[name]),
           )
       )
   return rows
@@ -423,7 +408,7 @@ def bench_breakdown(model, p, k, n, prompt_len, repeats, generate_ms_per_step) -
   cfg = model.config
   r = p * k
   s_len = prompt_len + n - 1
-  _log(f"breakdown at P={p} k={k} (R={r}), cache {s_len} slots")
+  _common.log(f"breakdown at P={p} k={k} (R={r}), cache {s_len} slots")
   key = jax.random.key(0)
   cache = qmotto.models.init_cache(cfg, r, s_len)
   cache = jax.tree.map(lambda x: x + 0.01 * jax.random.normal(key, x.shape, x.dtype), cache)
@@ -461,11 +446,8 @@ def bench_breakdown(model, p, k, n, prompt_len, repeats, generate_ms_per_step) -
     @jax.jit
     def step(logits, t):
       rotation = sequences.rotation_words(rotation_keys, t)
-      toks, codes, invalid = sequences.decode_step(
+      toks, codes, invalid, logp = sequences.decode_step(
           sampler, transform, logits, words, words[:, :, 0], rotation, t
-      )
-      logp = decoding._chosen_logprobs(  # pylint: disable=protected-access
-          logits.reshape(r, -1), toks.reshape(r), transform
       )
       return toks, codes, logp, invalid
 
@@ -489,7 +471,7 @@ def bench_breakdown(model, p, k, n, prompt_len, repeats, generate_ms_per_step) -
   first, steady = _time_interleaved(pieces, max(repeats, 5))
   rows = []
   for name in pieces:
-    summ = _summary(steady[name])
+    summ = _common.summary(steady[name])
     rows.append(
         dict(
             piece=name,
@@ -590,63 +572,6 @@ def print_breakdown(rows, generate_ms_per_step):
 # ---------------------------------------------------------------------------
 
 
-def _loadavg():
-  try:
-    return list(os.getloadavg())
-  except OSError:
-    return None
-
-
-def _metadata(argv, settings) -> dict:
-  device = jax.devices()[0]
-  try:
-    affinity = len(os.sched_getaffinity(0))
-  except AttributeError:
-    affinity = None
-  try:
-    import jaxlib  # pylint: disable=g-import-not-at-top
-
-    jaxlib_version = jaxlib.__version__
-  except Exception:  # pylint: disable=broad-except
-    jaxlib_version = None
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-
-    torch_version = torch.__version__
-  except Exception:  # pylint: disable=broad-except
-    torch_version = None
-  try:
-    import transformers  # pylint: disable=g-import-not-at-top
-
-    transformers_version = transformers.__version__
-  except Exception:  # pylint: disable=broad-except
-    transformers_version = None
-  return dict(
-      timestamp_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      command_line=" ".join(
-          [sys.executable]
-          + (["-m", "benchmarks.bench_decode"] if __package__ else [sys.argv[0]])
-          + list(sys.argv[1:])
-      ),
-      argv=list(argv),
-      jax_version=jax.__version__,
-      jaxlib_version=jaxlib_version,
-      torch_version=torch_version,
-      transformers_version=transformers_version,
-      numpy_version=np.__version__,
-      qmotto_version=getattr(qmotto, "__version__", None),
-      python_version=platform.python_version(),
-      platform=platform.platform(),
-      backend=jax.default_backend(),
-      device_kind=device.device_kind,
-      device_count=jax.device_count(),
-      cpu_count=os.cpu_count(),
-      cpu_affinity_count=affinity,
-      loadavg_start=_loadavg(),
-      settings=settings,
-  )
-
-
 def main(argv):
   quick = _QUICK.value
   n = 8 if quick else _MAX_NEW_TOKENS.value
@@ -676,12 +601,12 @@ def main(argv):
       seed=_SEED.value,
       threshold_coupled_over_iid=_THRESHOLD,
   )
-  meta = _metadata(argv, settings)
+  meta = _common.metadata(argv, "benchmarks.bench_decode", ("torch", "transformers"), settings)
   wall = time.perf_counter()
 
   from qmotto.models.loading import load_model  # pylint: disable=g-import-not-at-top
 
-  _log(f"loading {_MODEL_NAME}")
+  _common.log(f"loading {_MODEL_NAME}")
   start = time.perf_counter()
   model, tok = load_model(_MODEL_NAME)
   jax.block_until_ready(model.params)
@@ -698,7 +623,7 @@ def main(argv):
     try:
       hf_rows, hf_info = bench_hf(tok, batches, n, prompt_len, 1 if quick else _HF_REPEATS.value, _SEED.value)
     except Exception as e:  # pylint: disable=broad-except
-      _log(f"HF rows skipped: {type(e).__name__}: {e}")
+      _common.log(f"HF rows skipped: {type(e).__name__}: {e}")
       hf_info = dict(error=f"{type(e).__name__}: {e}")
     memory.append(_memory("hf (torch; same process)"))
   for h in hf_rows:
@@ -744,13 +669,11 @@ def main(argv):
           if backend != "gpu"
           else dict(note="GPU present but roofline not implemented in this script.")
       ),
-      loadavg_end=_loadavg(),
+      loadavg_end=_common.loadavg(),
       total_wall_s=time.perf_counter() - wall,
   )
   output = _OUTPUT.value or os.path.join("results", "benchmarks", f"decode_{backend}.json")
-  os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-  with open(output, "w") as f:
-    json.dump(result, f, indent=1, default=str)
+  _common.write_json(result, output)
   print(f"\nwrote {output} (total {result['total_wall_s']:.0f}s)")
 
 

@@ -37,21 +37,17 @@ What is measured:
      draws from log(weights), so the comparison is like for like. The verdict
      per shape is on the headline ratio coupled / categorical: <= 1.0 is the
      goal, > 1.5 a defect.
-  3. (--breakdown, on by default) the sub-pieces of `token_weights` and
-     `invert_cdf` timed one by one (exp, cumsum, mask + cummax, compare-sum,
-     last-positive search, gathers), the two halves of categorical (Gumbel
-     noise, argmax), and a few candidate rewrites, to see what dominates.
+  3. (--breakdown, on by default) the pieces of the coupled step timed one by
+     one (token_weights, the two-level invert_cdf, and the flat monotone CDF
+     it avoids), the two halves of categorical (Gumbel noise, argmax), the
+     truncations' top-k and sort, and a sort-free top-p threshold candidate.
 """
 
 from __future__ import annotations
 
-import datetime
 import functools
-import json
 import math
 import os
-import platform
-import statistics
 import sys
 import time
 
@@ -69,6 +65,8 @@ import scipy.stats.qmc
 import qmotto
 from qmotto import qmc
 from qmotto.sampling import inverse_cdf
+
+from benchmarks import _common
 
 _QUICK = flags.DEFINE_bool(
     "quick",
@@ -121,14 +119,6 @@ TRANSFORMS = {
 HEADLINE = "temperature=1"
 
 
-def _log(msg: str) -> None:
-  print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------
-# Timing helpers.
-
-
 class _Timing:
   """Repeat settings shared by all cases."""
 
@@ -137,15 +127,6 @@ class _Timing:
     self.warmup = max(0, warmup)
     self.max_case_s = max_case_s
     self.min_repeats = max(1, min(min_repeats, self.repeats))
-
-
-def _summary(times: list[float]) -> dict:
-  return {
-      "median_s": statistics.median(times),
-      "min_s": min(times),
-      "max_s": max(times),
-      "repeats": len(times),
-  }
 
 
 def _compile(fn, args: tuple):
@@ -199,7 +180,7 @@ def bench_jax_group(fns: dict, args: dict, timing: _Timing) -> dict:
       for name in fns
   }
   times = _time_interleaved(calls, max(st["first_call_s"] for st in stats.values()), timing)
-  return {name: dict(**_summary(times[name]), **stats[name]) for name in fns}
+  return {name: dict(**_common.summary(times[name]), **stats[name]) for name in fns}
 
 
 def bench_jax(fn, args: tuple, timing: _Timing) -> dict:
@@ -218,7 +199,7 @@ def bench_host(make_call, timing: _Timing) -> dict:
   t0 = time.perf_counter()
   call()
   first = time.perf_counter() - t0
-  out = _summary(_time_interleaved({"f": call}, first, timing)["f"])
+  out = _common.summary(_time_interleaved({"f": call}, first, timing)["f"])
   out.update(compile_s=None, first_call_s=first)
   return out
 
@@ -252,7 +233,7 @@ def bench_point_sets(timing: _Timing, seed: int, n_values, s_values) -> list[dic
         fn = functools.partial(construction, n=n, s=s)
         result = bench_jax(fn, (key,), timing)
         rows.append(dict(library="qmotto (jax.jit)", method=name, n=n, s=s, timed="jitted call", **result))
-        _log(f"  points {name:>11s} n={n:5d} s={s:5d}: {_ms(result['median_s'])} ms")
+        _common.log(f"  points {name:>11s} n={n:5d} s={s:5d}: {_ms(result['median_s'])} ms")
       log2n = int(math.log2(n))
 
       def sobol_call(r, s=s, log2n=log2n):
@@ -274,7 +255,7 @@ def bench_point_sets(timing: _Timing, seed: int, n_values, s_values) -> list[dic
       ):
         result = bench_host(make_call, timing)
         rows.append(dict(library="host", method=name, n=n, s=s, timed=timed, **result))
-        _log(f"  points {name} n={n:5d} s={s:5d}: {_ms(result['median_s'])} ms")
+        _common.log(f"  points {name} n={n:5d} s={s:5d}: {_ms(result['median_s'])} ms")
   return rows
 
 
@@ -349,7 +330,7 @@ def bench_sampling(timing: _Timing, seed: int, vocabs) -> tuple[list[dict], list
         row["ratio_of_min_vs_categorical"] = result["min_s"] / base["min_s"]
         rows.append(row)
         by_name[(tname, vname)] = row
-        _log(f"  step V={vocab:6d} {tname:>13s} {vname:>22s}: {_ms(result['median_s'])} ms")
+        _common.log(f"  step V={vocab:6d} {tname:>13s} {vname:>22s}: {_ms(result['median_s'])} ms")
     head = by_name[(HEADLINE, "coupled (u given)")]
     ratio = head["ratio_vs_categorical"]
     if ratio <= GOAL_RATIO:
@@ -407,80 +388,6 @@ def print_sampling(rows: list[dict], verdicts: list[dict]) -> None:
 # add up exactly to the whole (the whole fuses across them).
 
 
-def _last_positive_argmax(w):
-  vocab = w.shape[-1]
-  return vocab - 1 - jnp.argmax((w > 0)[:, ::-1], axis=-1).astype(jnp.int32)
-
-
-def _last_positive_max_iota(w):
-  iota = jax.lax.broadcasted_iota(jnp.int32, w.shape, 1)
-  return jnp.max(jnp.where(w > 0, iota, -1), axis=-1)
-
-
-def _gathers(cdf, tokens, target):
-  upper = jnp.take_along_axis(cdf, tokens[:, None], axis=-1)[:, 0]
-  lower = jnp.where(
-      tokens > 0, jnp.take_along_axis(cdf, jnp.maximum(tokens - 1, 0)[:, None], axis=-1)[:, 0], 0.0
-  )
-  width = upper - lower
-  return jnp.where(width > 0, (target - lower) / jnp.where(width > 0, width, 1.0), 0.0)
-
-
-def _blocked_cumsum(x, block):
-  """Cumsum along the last axis as an in-block cumsum plus block offsets."""
-  b, v = x.shape
-  nb = -(-v // block)
-  xp = jnp.pad(x, ((0, 0), (0, nb * block - v))).reshape(b, nb, block)
-  inner = jnp.cumsum(xp, axis=-1)
-  offsets = jnp.cumsum(inner[:, :, -1], axis=-1) - inner[:, :, -1]
-  return (inner + offsets[:, :, None]).reshape(b, nb * block)[:, :v]
-
-
-def _matmul_cumsum(x, block):
-  """Blocked cumsum with the in-block part as a triangular matmul."""
-  b, v = x.shape
-  nb = -(-v // block)
-  xp = jnp.pad(x, ((0, 0), (0, nb * block - v))).reshape(b, nb, block)
-  tri = jnp.triu(jnp.ones((block, block), jnp.float32))
-  inner = jnp.einsum("bnk,kj->bnj", xp, tri, precision=jax.lax.Precision.HIGHEST)
-  offsets = jnp.cumsum(inner[:, :, -1], axis=-1) - inner[:, :, -1]
-  return (inner + offsets[:, :, None]).reshape(b, nb * block)[:, :v]
-
-
-def _two_level_invert(weights, u, block):
-  """Prototype (timing only): inverse CDF over block sums, then inside one block.
-
-  Reads the weights once for the block sums and touches only `block` weights
-  per row afterwards. Semantics match invert_cdf up to float rounding of the
-  CDF; edge cases (u at the very top, blocks of zero weight) are handled the
-  same way: monotone CDFs, zero-weight bins empty, clamp to the last positive
-  block / token. Not a drop-in: for measurement.
-  """
-  b, v = weights.shape
-  nb = -(-v // block)
-  wp = jnp.pad(weights, ((0, 0), (0, nb * block - v))).reshape(b, nb, block)
-  bsum = jnp.sum(wp, axis=-1)  # [B, nb]
-  bcdf = inverse_cdf.monotone_cdf(bsum)
-  target = u * bcdf[:, -1]
-  bidx = jnp.sum(bcdf <= target[:, None], axis=-1, dtype=jnp.int32)
-  bidx = jnp.where(bidx >= nb, _last_positive_max_iota(bsum), bidx)
-  blower = jnp.where(bidx > 0, jnp.take_along_axis(bcdf, jnp.maximum(bidx - 1, 0)[:, None], -1)[:, 0], 0.0)
-  inner_w = jnp.take_along_axis(wp, bidx[:, None, None], axis=1)[:, 0]  # [B, block]
-  icdf = inverse_cdf.monotone_cdf(inner_w)
-  local_target = target - blower
-  t = jnp.sum(icdf <= local_target[:, None], axis=-1, dtype=jnp.int32)
-  t = jnp.where(t >= block, _last_positive_max_iota(inner_w), t)
-  rescaled = _gathers(icdf, t, local_target)
-  return bidx * block + t, rescaled
-
-
-def _top_k_kth_min(x, k):
-  """The k-th largest logit per row as min(top_k values): same value as
-  top_k(x, k)[0][:, -1:], but XLA:CPU keeps the TopK op instead of rewriting
-  the slice of it into a full sort."""
-  return jnp.min(jax.lax.top_k(x, k)[0], axis=-1, keepdims=True)
-
-
 def _top_p_threshold_sorted(w, top_p):
   """The top-p threshold exactly as token_weights computes it (full sort)."""
   w_sorted = -jnp.sort(-w, axis=-1)
@@ -524,10 +431,6 @@ def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
   for vocab in vocabs:
     logits, u, key = _inputs(vocab, seed)
     w = jax.block_until_ready(jax.jit(inverse_cdf.token_weights, static_argnums=1)(logits, transform))
-    raw_cdf = jax.block_until_ready(jax.jit(lambda w: jnp.cumsum(w, axis=-1))(w))
-    cdf = jax.block_until_ready(jax.jit(inverse_cdf.monotone_cdf)(w))
-    target = jax.block_until_ready(u * cdf[:, -1])
-    tokens = jax.block_until_ready(jax.jit(inverse_cdf.invert_cdf)(w, u)[0])
     gumbel = jax.block_until_ready(jax.random.gumbel(key, logits.shape, jnp.float32))
     pieces = [
         # (group, name, fn, args)
@@ -536,30 +439,14 @@ def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
         ("token_weights", "token_weights (scale, max, exp)", functools.partial(inverse_cdf.token_weights, transform=transform), (logits,)),
         ("token_weights", "  exp only", jnp.exp, (logits,)),
         ("token_weights", "  row max only", lambda x: jnp.max(x, axis=-1), (logits,)),
-        ("invert_cdf", "invert_cdf (weights given)", lambda w, u: inverse_cdf.invert_cdf(w, u)[0], (w, u)),
-        ("invert_cdf", "  monotone_cdf (cumsum+mask+cummax)", inverse_cdf.monotone_cdf, (w,)),
-        ("invert_cdf", "  cumsum", lambda w: jnp.cumsum(w, axis=-1), (w,)),
-        ("invert_cdf", "  mask + cummax", lambda w, c: jax.lax.cummax(jnp.where(w > 0, c, 0.0), axis=1), (w, raw_cdf)),
-        ("invert_cdf", "  cummax only", lambda c: jax.lax.cummax(c, axis=1), (raw_cdf,)),
-        ("invert_cdf", "  compare-sum (cdf <= target)", lambda c, t: jnp.sum(c <= t[:, None], axis=-1, dtype=jnp.int32), (cdf, target)),
-        ("invert_cdf", "  last_positive (reverse argmax)", _last_positive_argmax, (w,)),
-        ("invert_cdf", "  gathers + rescale", _gathers, (cdf, tokens, target)),
+        ("invert_cdf", "invert_cdf (weights given, two-level)", lambda w, u: inverse_cdf.invert_cdf(w, u)[0], (w, u)),
+        ("invert_cdf", "  flat monotone_cdf (what two levels avoid)", inverse_cdf.monotone_cdf, (w,)),
         ("categorical", "gumbel noise (threefry)", lambda k: jax.random.gumbel(k, logits.shape, jnp.float32), (key,)),
         ("categorical", "argmax(logits + gumbel)", lambda x, g: jnp.argmax(x + g, axis=-1), (logits, gumbel)),
         ("truncation", "lax.top_k(x, 50) (top_k=50 path)", lambda x: jax.lax.top_k(x, 50)[0], (logits,)),
         ("truncation", "sort (top_p path)", lambda w: -jnp.sort(-w, axis=-1), (w,)),
-        ("alternative", "top_k kth: min(top_k values) (no full sort)", functools.partial(_top_k_kth_min, k=50), (logits,)),
         ("alternative", "top_p threshold: full sort (as now)", functools.partial(_top_p_threshold_sorted, top_p=0.9), (w,)),
         ("alternative", "top_p threshold: bisection, 32 masked sums", functools.partial(_top_p_threshold_bisect, top_p=0.9), (w,)),
-        ("alternative", "cumsum: lax.associative_scan(add)", lambda w: jax.lax.associative_scan(jnp.add, w, axis=1), (w,)),
-        ("alternative", "cumsum: blocked, block=256", functools.partial(_blocked_cumsum, block=256), (w,)),
-        ("alternative", "cumsum: blocked, block=1024", functools.partial(_blocked_cumsum, block=1024), (w,)),
-        ("alternative", "cumsum: triangular matmul, block=128", functools.partial(_matmul_cumsum, block=128), (w,)),
-        ("alternative", "last_positive: max(where(w>0, iota))", _last_positive_max_iota, (w,)),
-        ("alternative", "searchsorted (vmap, method=scan)", lambda c, t: jax.vmap(lambda a, b: jnp.searchsorted(a, b, side="right", method="scan"))(c, t), (cdf, target)),
-        ("alternative", "two-level invert, block=256 (weights given)", lambda w, u: _two_level_invert(w, u, 256)[0], (w, u)),
-        ("alternative", "two-level invert, block=1024 (weights given)", lambda w, u: _two_level_invert(w, u, 1024)[0], (w, u)),
-        ("alternative", "token_weights + two-level, block=512", lambda x, u: _two_level_invert(inverse_cdf.token_weights(x, transform), u, 512)[0], (logits, u)),
     ]
     # The two whole steps are timed interleaved (same load for both); the
     # pieces one after another.
@@ -570,16 +457,8 @@ def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
       result = results[name] if group == "whole" else bench_jax(fn, args, timing)
       rows.append(dict(batch=BATCH, vocab=vocab, group=group, piece=name.strip(), label=name,
                        share_of_choose_tokens=result["median_s"] / whole, **result))
-      _log(f"  breakdown V={vocab:6d} {name.strip():>45s}: {_ms(result['median_s'])} ms")
-    # Agreement check of the prototype with invert_cdf (tokens), for the record.
-    proto = jax.jit(lambda w, u: _two_level_invert(w, u, 512)[0])(w, u)
-    agree = float(jnp.mean((proto == tokens).astype(jnp.float32)))
-    rows.append(dict(batch=BATCH, vocab=vocab, group="check", piece="two-level tokens == invert_cdf tokens (fraction)",
-                     label="two-level agreement", value=agree))
-    kth_now = jax.jit(lambda x: jax.lax.top_k(x, 50)[0][:, -1:])(logits)
-    agree = float(jnp.mean((_top_k_kth_min(logits, 50) == kth_now).astype(jnp.float32)))
-    rows.append(dict(batch=BATCH, vocab=vocab, group="check", piece="top_k kth via min == via slice (fraction)",
-                     label="top_k agreement", value=agree))
+      _common.log(f"  breakdown V={vocab:6d} {name.strip():>45s}: {_ms(result['median_s'])} ms")
+    # Agreement of the top-p bisection prototype with the sort, for the record.
     a = jax.jit(functools.partial(_top_p_threshold_sorted, top_p=0.9))(w)
     b = jax.jit(functools.partial(_top_p_threshold_bisect, top_p=0.9))(w)
     agree = float(jnp.mean((a == b).astype(jnp.float32)))
@@ -610,54 +489,6 @@ def print_breakdown(rows: list[dict]) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _loadavg():
-  try:
-    return list(os.getloadavg())
-  except OSError:
-    return None
-
-
-def _metadata(argv: list[str], timing: _Timing) -> dict:
-  device = jax.devices()[0]
-  try:
-    affinity = len(os.sched_getaffinity(0))
-  except AttributeError:
-    affinity = None
-  try:
-    import jaxlib  # pylint: disable=g-import-not-at-top
-
-    jaxlib_version = jaxlib.__version__
-  except Exception:  # pylint: disable=broad-except
-    jaxlib_version = None
-  return dict(
-      timestamp_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      command_line=" ".join([sys.executable] + list(sys.argv)),
-      argv=list(argv),
-      jax_version=jax.__version__,
-      jaxlib_version=jaxlib_version,
-      numpy_version=np.__version__,
-      scipy_version=scipy.__version__,
-      qmotto_version=qmotto.__version__,
-      python_version=platform.python_version(),
-      platform=platform.platform(),
-      backend=jax.default_backend(),
-      device_kind=device.device_kind,
-      device_count=jax.device_count(),
-      cpu_count=os.cpu_count(),
-      cpu_affinity_count=affinity,
-      loadavg_start=_loadavg(),
-      settings=dict(
-          quick=_QUICK.value,
-          repeats=timing.repeats,
-          warmup=timing.warmup,
-          max_case_s=timing.max_case_s,
-          min_repeats=timing.min_repeats,
-          seed=_SEED.value,
-          breakdown=_BREAKDOWN.value,
-      ),
-  )
-
-
 def main(argv):
   if _QUICK.value:
     timing = _Timing(repeats=min(_REPEATS.value, 3), warmup=1, max_case_s=0.25, min_repeats=1)
@@ -667,23 +498,32 @@ def main(argv):
     n_values, s_values, vocabs = N_VALUES, S_VALUES, VOCABS
   backend = jax.default_backend()
   output = _OUTPUT.value or os.path.join("results", "benchmarks", f"foundation_{backend}.json")
-  meta = _metadata(argv, timing)
+  settings = dict(
+      quick=_QUICK.value,
+      repeats=timing.repeats,
+      warmup=timing.warmup,
+      max_case_s=timing.max_case_s,
+      min_repeats=timing.min_repeats,
+      seed=_SEED.value,
+      breakdown=_BREAKDOWN.value,
+  )
+  meta = _common.metadata(argv, "benchmarks.bench_foundation", ("scipy",), settings)
   print(
       f"jax {meta['jax_version']} backend={backend} device={meta['device_kind']} "
       f"cpus={meta['cpu_count']} repeats={timing.repeats} warmup={timing.warmup} "
       f"max_case_s={timing.max_case_s}"
   )
   start = time.perf_counter()
-  _log("[1/3] point sets")
+  _common.log("[1/3] point sets")
   point_rows = bench_point_sets(timing, _SEED.value, n_values, s_values)
-  _log("[2/3] sampling step")
+  _common.log("[2/3] sampling step")
   sampling_rows, verdicts = bench_sampling(timing, _SEED.value, vocabs)
   breakdown_rows = []
   if _BREAKDOWN.value:
-    _log("[3/3] breakdown")
+    _common.log("[3/3] breakdown")
     breakdown_rows = bench_breakdown(timing, _SEED.value, vocabs)
   total = time.perf_counter() - start
-  meta["loadavg_end"] = _loadavg()
+  meta["loadavg_end"] = _common.loadavg()
 
   print_point_sets(point_rows)
   print_sampling(sampling_rows, verdicts)
@@ -701,9 +541,7 @@ def main(argv):
       verdicts=verdicts,
       breakdown=breakdown_rows,
   )
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  with open(output, "w") as f:
-    json.dump(record, f, indent=1)
+  _common.write_json(record, output)
   print(f"wrote {output}")
 
 

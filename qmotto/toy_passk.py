@@ -123,5 +123,5 @@ def write_json(result: dict, path: str) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
   with os.fdopen(fd, "w") as f:
-    json.dump(result, f, indent=1)
+    json.dump(result, f, indent=1, default=str)  # numpy scalars etc. as text.
   os.replace(tmp, path)
