@@ -4,7 +4,6 @@ r"""pass@k of i.i.d. vs coupled sampling on the toy suite; prints the table.
 """
 
 from absl import app
-from absl import flags
 from ml_collections import config_flags
 
 from qmotto import passk_report

@@ -125,7 +125,7 @@ def format_table(rows: list[dict], ks_shown: list[int] | None = None) -> str:
     distinct = f"{r['distinct_per_group']:.2f}" if "distinct_per_group" in r else ""
     lines.append(
         f"{r['sampler']:<12} {r['k']:>4} {r['pass_at_k']:>7.3f} "
-        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]".rjust(0)
+        f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
         + f" {r['union_bound']:>7.3f} {saved_text:>24} {distinct:>8}"
     )
   return "\n".join(lines)

@@ -61,7 +61,6 @@ def test_smoke_run_writes_complete_rows(tmp_path):
                      length=config.length, difficulty=tuple(config.difficulty)).answer_probs()
   for r in rows:
     assert r["union_bound"] == pytest.approx(np.minimum(1, r["k"] * p).mean())
-  # pass@1 of every sampler estimates the same mean p.
   table = passk_report.format_table(rows)
   assert "lattice" in table and "stratified" in table
 
