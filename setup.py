@@ -28,6 +28,10 @@ setuptools.setup(
         "tokenizers>=0.20",
         "gguf>=0.19",
         "jinja2>=3.1",
+        # Reasoning tasks (procedural, seeded, with scorers), progress bars, plots.
+        "reasoning-gym>=0.1.25",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
     ],
     extras_require={
         # torch + transformers: the reference implementation the loaders are

@@ -15,6 +15,7 @@ import pytest
 from qmotto.models import LlamaConfig
 from qmotto.models import forward_logits
 from qmotto.models import init_model
+from qmotto.models.loading import CharTokenizer
 from qmotto.models.loading import checkpoint_steps
 from qmotto.models.loading import latest_checkpoint_step
 from qmotto.models.loading import load_model
@@ -187,3 +188,29 @@ def test_corrupt_params(tmp_path):
         fh.truncate(3)
   with pytest.raises(ValueError, match="checkpoint is unreadable or corrupt"):
     restore_checkpoint(tmp_path / "c")
+
+
+def test_metadata_and_char_tokenizer_roundtrip(tmp_path):
+  tokenizer = CharTokenizer("0123456789+-=")
+  model = _model()
+  metadata = {"tokenizer": tokenizer.to_dict(), "task": {"name": "countdown", "options": {"min_numbers": 3}}}
+  save_checkpoint(tmp_path / "c", model, step=1, metadata=metadata)
+  restored = restore_checkpoint(tmp_path / "c")
+  assert restored.metadata == metadata
+  loaded, loaded_tokenizer = load_model(tmp_path / "c")
+  _assert_same(loaded, model)
+  assert loaded_tokenizer == tokenizer
+  # Without metadata: no tokenizer, metadata None.
+  save_checkpoint(tmp_path / "d", model, step=1)
+  assert restore_checkpoint(tmp_path / "d").metadata is None
+  assert load_model(tmp_path / "d")[1] is None
+
+
+def test_metadata_errors(tmp_path):
+  with pytest.raises(ValueError, match="metadata must be a dict"):
+    save_checkpoint(tmp_path / "c", _model(), step=1, metadata=[1])
+  with pytest.raises(ValueError, match="JSON-serializable"):
+    save_checkpoint(tmp_path / "c", _model(), step=1, metadata={"x": object()})
+  save_checkpoint(tmp_path / "e", _model(), step=1, metadata={"tokenizer": {"kind": "bpe"}})
+  with pytest.raises(ValueError, match="metadata 'tokenizer' is not usable"):
+    load_model(tmp_path / "e")

