@@ -25,20 +25,21 @@ outputs are global arrays: read a process's own groups from
 `jax.experimental.multihost_utils.process_allgather`.
 
 Bit-identity. A group's uniforms depend only on (key, group id), so which
-device makes them never matters. The logits can: by default a device runs
-the model on its G / D groups as one batch, and on the CPU the tiny test
-model's logits for batch 1 and batch 8 differ in the last bits. Token-mode
-samplers (sobol, iid) only change a token when a uniform lies within rounding
-of a bin edge, and give bit-identical tokens on 1 and 8 devices in the tests
-(their logprobs may differ in the last bits). Code-mode samplers (lattice,
-stratified, antithetic) rescale the carried coordinate every step and turn
-such differences into different (still exact) later tokens. For samples that
-are bit-identical on any device count with every sampler, pass
-`group_batch=b`: each device then decodes its groups b at a time in a loop,
-the same program for every batch whatever the device count, at the price of
-smaller batches (b = 1 always works; b must divide G / D). A model-agnostic
-`logits_fn` whose rows do not depend on the batch (a table, a row-wise
-function) is bit-identical without it.
+device makes them never matters. The logits can: on the CPU the tiny test
+model's logits for a batch of 1 and of 8 groups differ in the last bits, and
+code-mode samplers (lattice, stratified, antithetic) rescale the carried
+coordinate every step, which turns such differences into different (still
+exact) later tokens. So by default (`group_batch=1`) each device decodes its
+groups one at a time in a loop: every group runs the same program, with k
+rows per forward pass, whatever the device count, and the samples are
+bit-identical on 1 and on D devices for every sampler. `group_batch=b` (b
+dividing G / D) batches b groups per forward pass, and `group_batch=None`
+all of a device's groups, for throughput when k is small; then only a
+layout with the same per-device group count reproduces the samples
+bit for bit (token-mode samplers, sobol and iid, change a token only when a
+uniform lies within rounding of a bin edge, and matched in the tests). A
+model-agnostic `logits_fn` whose rows do not depend on the batch (a table, a
+row-wise function) is bit-identical with any group_batch.
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ def sharded_generate(
     pad_id: int = 0,
     group_ids=None,
     check_logits: bool = True,
-    group_batch: int | None = None,
+    group_batch: int | None = 1,
 ) -> decoding.GenerateOutput:
   """`qmotto.decoding.generate` with the prompts sharded over `mesh`.
 
@@ -277,11 +278,11 @@ def sharded_generate(
   decodes its P / D prompts with the single-device loop and makes only its
   own groups' quasi-Monte Carlo points. The model parameters are replicated.
 
-  group_batch: None (default) decodes a device's P / D prompts as one batch;
-  an int b dividing P / D decodes them b at a time, which makes the samples
-  bit-identical on any device count for every sampler (see the module
-  docstring). With None the samples equal `generate` on the same batches of
-  P / D prompts.
+  group_batch: how many of a device's P / D prompts share a forward pass.
+  1 (default): one at a time, which makes the samples bit-identical on any
+  device count for every sampler (see the module docstring); an int b
+  dividing P / D: b at a time; None: all P / D as one batch (the samples then
+  equal `generate` on the same batches of P / D prompts).
 
   Returns:
     GenerateOutput(tokens int32[P, k, N], logprobs float32[P, k, N],
@@ -373,7 +374,7 @@ def sharded_sample_sequences_batched(
     pad_id: int = 0,
     group_ids=None,
     check_logits: bool = True,
-    group_batch: int | None = None,
+    group_batch: int | None = 1,
 ) -> jax.Array:
   """`qmotto.sample_sequences_batched` with the G groups sharded over `mesh`.
 

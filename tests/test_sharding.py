@@ -64,11 +64,12 @@ def check_layout(name, array, mesh, reference, ids):
 
 ids = np.array([5, 3, 100, 7, 0, 1, 2, 9], np.uint32)
 kw = dict(num_samples=4, max_new_tokens=6)
-for sampler, group_batch in [("sobol", None), ("lattice", None), ("lattice", 1)]:
+for sampler, group_batch in [("sobol", None), ("lattice", None), ("lattice", "default"), ("stratified", "default")]:
   name = f"generate/{sampler}/group_batch={group_batch}"
   opts = dict(kw, sampler=sampler, group_ids=ids)
-  out8 = sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh8, group_batch=group_batch, **opts)
-  out1 = sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh1, group_batch=group_batch, **opts)
+  batching = {} if group_batch == "default" else dict(group_batch=group_batch)  # default: 1
+  out8 = sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh8, **batching, **opts)
+  out1 = sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh1, **batching, **opts)
   plain = decoding.generate(key, model, prompts, lengths, **opts) if group_batch is None else out1
   report[name] = dict(
       tokens_8_vs_1=bool(np.array_equal(T(out8.tokens), T(out1.tokens))),
@@ -148,11 +149,13 @@ def test_token_mode_generate_is_bit_identical_on_1_and_8_devices(report):
   assert r["tokens_8_vs_generate"], r
 
 
-def test_code_mode_generate_with_group_batch_is_bit_identical(report):
-  # With a fixed group_batch each device runs the same per-batch program
-  # whatever its number of groups, so even the code-mode samplers, which
-  # amplify last-bit logit differences, give the same tokens and logprobs.
-  r = report["generate/lattice/group_batch=1"]
+@pytest.mark.parametrize("sampler", ["lattice", "stratified"])
+def test_code_mode_generate_is_bit_identical_by_default(report, sampler):
+  # By default (group_batch=1) each device decodes one group per forward
+  # pass, the same program whatever its number of groups, so even the
+  # code-mode samplers, which amplify last-bit logit differences, give the
+  # same tokens and logprobs on 1 and on 8 devices.
+  r = report[f"generate/{sampler}/group_batch=default"]
   assert r["tokens_8_vs_1"] and r["logprobs_8_vs_1"] and r["lengths_8_vs_1"], r
 
 
@@ -162,8 +165,8 @@ def test_sample_sequences_batched_is_bit_identical(report, sampler):
   assert r["tokens_8_vs_1"] and r["tokens_8_vs_generate"], r
 
 
-def test_report_code_mode_without_group_batch(report):
-  # Not asserted bit-identical: without group_batch a device decodes its
+def test_report_code_mode_with_group_batch_none(report):
+  # Not asserted bit-identical: with group_batch=None a device decodes its
   # G / D prompts as one batch, and the CPU's matmuls may round differently
   # for batch 1 and batch 8; code-mode samplers turn that into different
   # (still exact) later tokens. Recorded for the report only.
