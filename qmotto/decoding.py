@@ -62,7 +62,7 @@ class _State:
   lengths: jax.Array  # int32[P, k]
   done: jax.Array  # bool[P, k] the sample has emitted EOS.
   codes: jax.Array  # uint32[P, k] carried coordinates (code mode).
-  cache: llama.KVCache  # [L, R, S, KV, Dh]
+  cache: llama.KVCache  # [L, R, KV, S, Dh]
   invalid: jax.Array  # bool[] some logits row had a NaN or only -inf.
 
 
@@ -98,14 +98,14 @@ def _generate(
   positions = jnp.broadcast_to(jnp.arange(prompt_len, dtype=jnp.int32), prompts.shape)  # [P, Lp]
   real = positions < prompt_lengths[:, None]  # [P, Lp]
   prompts = jnp.where(real, prompts, pad_id)  # keep padding ids in the vocabulary.
-  prompt_cache = llama.init_cache(model.config, num_prompts, prompt_len)  # [L, P, Lp, KV, Dh]
+  prompt_cache = llama.init_cache(model.config, num_prompts, prompt_len)  # [L, P, KV, Lp, Dh]
   logits, prompt_cache = _forward(model, prompts, positions, prompt_cache, prompt_lengths - 1)
   logits = jnp.broadcast_to(logits, (num_prompts, k, logits.shape[-1]))  # [P, k, V]
 
   # Widen to S slots and repeat each prompt's cache for its k samples: row p * k + i.
-  def widen(x):  # [L, P, Lp, KV, Dh] -> [L, P * k, S, KV, Dh]
-    x = jnp.repeat(x, k, axis=1)  # [L, P * k, Lp, KV, Dh]
-    return jnp.pad(x, ((0, 0), (0, 0), (0, cache_len - prompt_len), (0, 0), (0, 0)))
+  def widen(x):  # [L, P, KV, Lp, Dh] -> [L, P * k, KV, S, Dh]
+    x = jnp.repeat(x, k, axis=1)  # [L, P * k, KV, Lp, Dh]
+    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, cache_len - prompt_len), (0, 0)))
 
   cache = jax.tree.map(widen, prompt_cache)
   row_lengths = jnp.repeat(prompt_lengths, k)  # [P * k]

@@ -144,8 +144,12 @@ class KVCache:
   """Keys and values of every layer, one slot per position (slot j = position j).
 
   Attributes:
-    k: [L, B, S, KV, Dh] rotated keys, in the compute dtype.
-    v: [L, B, S, KV, Dh] values.
+    k: [L, B, KV, S, Dh] rotated keys, in the compute dtype.
+    v: [L, B, KV, S, Dh] values.
+
+  Slots sit next to the head dim, so a layer's [B, KV, S, Dh] slice is what
+  the attention einsums contract over (batch dims b, k leading): no per-step
+  transpose of the cache.
   """
 
   k: jax.Array
@@ -153,7 +157,7 @@ class KVCache:
 
   @property
   def max_len(self) -> int:
-    return self.k.shape[2]
+    return self.k.shape[3]
 
   @property
   def batch_size(self) -> int:
@@ -170,8 +174,8 @@ def init_cache(config: LlamaConfig, batch_size: int, max_len: int) -> KVCache:
     raise ValueError(
         f"KV cache of max_len={max_len} slots exceeds the model's max_seq_len={config.max_seq_len}."
     )
-  shape = (config.num_layers, batch_size, max_len, config.num_kv_heads, config.head_dim)
-  zeros = jnp.zeros(shape, config.compute_dtype)  # [L, B, S, KV, Dh]
+  shape = (config.num_layers, batch_size, config.num_kv_heads, max_len, config.head_dim)
+  zeros = jnp.zeros(shape, config.compute_dtype)  # [L, B, KV, S, Dh]
   return KVCache(k=zeros, v=zeros)
 
 
@@ -253,27 +257,29 @@ class Attention(nn.Module):
     k = apply_rope(k, positions, inv_freq)  # [B, T, KV, Dh]
 
     if cache is None:
-      keys, values = k, v  # [B, S=T, KV, Dh]
+      keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, KV, S=T, Dh]
       key_positions = positions  # [B, S]
     else:
       rows = jnp.arange(b)[:, None]  # [B, 1]
-      # Slot = position; out-of-range positions are dropped (the caller checks bounds).
+      # Slot = position; out-of-range positions are dropped (the caller checks
+      # bounds). The index arrays (layer, rows, positions) are split by the KV
+      # slice, so the updated block is [B, T, KV, Dh], the layout of k and v.
       cache = KVCache(
-          k=cache.k.at[layer, rows, positions].set(k.astype(cache.k.dtype), mode="drop"),  # [L, B, S, KV, Dh]
-          v=cache.v.at[layer, rows, positions].set(v.astype(cache.v.dtype), mode="drop"),  # [L, B, S, KV, Dh]
+          k=cache.k.at[layer, rows, :, positions].set(k.astype(cache.k.dtype), mode="drop"),  # [L, B, KV, S, Dh]
+          v=cache.v.at[layer, rows, :, positions].set(v.astype(cache.v.dtype), mode="drop"),  # [L, B, KV, S, Dh]
       )
-      keys, values = cache.k[layer], cache.v[layer]  # [B, S, KV, Dh]
-      key_positions = jnp.arange(keys.shape[1])[None, :]  # [1, S]
+      keys, values = cache.k[layer], cache.v[layer]  # [B, KV, S, Dh]
+      key_positions = jnp.arange(keys.shape[2])[None, :]  # [1, S]
 
     q = q.reshape(b, t, kv, g, dh)  # [B, T, KV, G, Dh]: query head h = kv * G + g.
     scores = jnp.einsum(
-        "btkgd,bskd->bkgts", q, keys.astype(dtype), preferred_element_type=jnp.float32
+        "btkgd,bksd->bkgts", q, keys.astype(dtype), preferred_element_type=jnp.float32
     )  # [B, KV, G, T, S] float32
     scores = scores * np.float32(dh**-0.5)
     visible = key_positions[:, None, :] <= positions[:, :, None]  # [B, T, S]
     scores = jnp.where(visible[:, None, None, :, :], scores, _MASK_VALUE)  # [B, KV, G, T, S]
     probs = jax.nn.softmax(scores, axis=-1).astype(dtype)  # [B, KV, G, T, S]
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, values.astype(dtype))  # [B, T, KV, G, Dh]
+    out = jnp.einsum("bkgts,bksd->btkgd", probs, values.astype(dtype))  # [B, T, KV, G, Dh]
     out = out.reshape(b, t, h * dh)  # [B, T, H*Dh]
     return _dense(cfg.hidden_size, "o", dtype)(out), cache  # [B, T, D]
 
@@ -321,7 +327,7 @@ class Llama(nn.Module):
     tokens: int32[B, T].
     positions: int32[B, T] position of every token (default arange(T) per row).
     cache: None for a plain forward pass (causal attention within `tokens`),
-      or a KVCache [L, B, S, KV, Dh]: the new keys/values are written to the
+      or a KVCache [L, B, KV, S, Dh]: the new keys/values are written to the
       slots `positions`, and each query attends to the slots <= its position.
     logits_at: optional int32[B]: compute logits only at index logits_at[b]
       of row b (e.g. the last prompt token), giving logits [B, 1, V].
@@ -351,10 +357,10 @@ class Llama(nn.Module):
     if positions.shape != (b, t):
       raise ValueError(f"positions must have the shape of tokens {(b, t)}, got {positions.shape}.")
     if cache is not None:
-      if cache.k.shape != (cfg.num_layers, b, cache.max_len, cfg.num_kv_heads, cfg.head_dim):
+      if cache.k.shape != (cfg.num_layers, b, cfg.num_kv_heads, cache.max_len, cfg.head_dim):
         raise ValueError(
             f"cache.k has shape {cache.k.shape}; expected "
-            f"{(cfg.num_layers, b, 'S', cfg.num_kv_heads, cfg.head_dim)} for tokens of batch {b}."
+            f"{(cfg.num_layers, b, cfg.num_kv_heads, 'S', cfg.head_dim)} for tokens of batch {b}."
         )
       if t > cache.max_len:
         raise ValueError(f"{t} tokens do not fit a KV cache of max_len={cache.max_len} slots.")

@@ -198,8 +198,8 @@ def test_prefill_once_per_prompt(monkeypatch):
   jax.eval_shape(lambda: _generate(0))  # traces afresh, compiles nothing.
   cache_len = PROMPTS.shape[1] + N - 1
   assert [s for s in seen if s != "call"] == [
-      ((3, 6), (2, 3, 6, 2, 8)),
-      ((3 * K, 1), (2, 3 * K, cache_len, 2, 8)),
+      ((3, 6), (2, 3, 2, 6, 8)),  # cache [L, B, KV, S, Dh]
+      ((3 * K, 1), (2, 3 * K, 2, cache_len, 8)),
   ]
 
 

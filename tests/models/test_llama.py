@@ -178,7 +178,7 @@ def test_cached_prefill_and_decoding_match_full_forward(tie, bias):
   prompts = np.where(np.arange(prompt_len) < lengths[:, None], seqs[:, :prompt_len], 49)  # garbage padding.
   positions = np.broadcast_to(np.arange(prompt_len), (3, prompt_len))
   cache = models.init_cache(model.config, 3, total)
-  assert cache.k.shape == (2, 3, total, 2, 8) and cache.max_len == total
+  assert cache.k.shape == (2, 3, 2, total, 8) and cache.max_len == total  # [L, B, KV, S, Dh]
   first, cache = _apply(model, prompts[:, :4], positions[:, :4], cache)  # chunk 1: positions 0-3.
   second, cache = _apply(model, prompts[:, 4:], positions[:, 4:], cache)  # chunk 2: positions 4-7.
   prefill = np.concatenate([first, second], axis=1)
