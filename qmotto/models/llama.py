@@ -76,6 +76,11 @@ class LlamaConfig:
     num_kv_heads: KV, key/value heads; H must be a multiple of KV.
     head_dim: Dh, even (default hidden_size // num_heads; then H must divide D).
     rope_theta: rotary base.
+    rope_scaling: None (plain RoPE) or the frequency scaling as sorted
+      (name, value) pairs (a dict is accepted and normalized): rope_type
+      "linear" with `factor`, or "llama3" (Llama 3.1+) with `factor`,
+      `low_freq_factor`, `high_freq_factor` and
+      `original_max_position_embeddings`, as in Hugging Face.
     rms_norm_eps: RMSNorm epsilon, > 0.
     tie_embeddings: logits = x @ embed.T (no "lm_head" parameters).
     qkv_bias: biases on the q, k and v projections (Qwen2).
@@ -92,6 +97,7 @@ class LlamaConfig:
   num_kv_heads: int
   head_dim: int | None = None
   rope_theta: float = 10000.0
+  rope_scaling: tuple[tuple[str, Any], ...] | None = None
   rms_norm_eps: float = 1e-5
   tie_embeddings: bool = False
   qkv_bias: bool = False
@@ -124,6 +130,7 @@ class LlamaConfig:
       )
     if not _is_real(self.rope_theta) or not np.isfinite(self.rope_theta) or self.rope_theta <= 0:
       raise ValueError(f"LlamaConfig.rope_theta must be a finite number > 0, got {self.rope_theta!r}.")
+    object.__setattr__(self, "rope_scaling", _normalize_rope_scaling(self.rope_scaling))
     if not _is_real(self.rms_norm_eps) or not np.isfinite(self.rms_norm_eps) or self.rms_norm_eps <= 0:
       raise ValueError(
           f"LlamaConfig.rms_norm_eps must be a finite number > 0, got {self.rms_norm_eps!r}."
@@ -179,10 +186,57 @@ def init_cache(config: LlamaConfig, batch_size: int, max_len: int) -> KVCache:
   return KVCache(k=zeros, v=zeros)
 
 
+ROPE_SCALING_FIELDS = {
+    "linear": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+}
+
+
+def _normalize_rope_scaling(scaling) -> tuple[tuple[str, Any], ...] | None:
+  """None, or sorted (name, value) pairs with exactly the fields of the rope type."""
+  if scaling is None:
+    return None
+  try:
+    items = dict(scaling)
+  except (TypeError, ValueError):
+    raise ValueError(f"LlamaConfig.rope_scaling must be None, a dict or (name, value) pairs, got {scaling!r}.") from None
+  rope_type = items.pop("rope_type", None)
+  if rope_type not in ROPE_SCALING_FIELDS:
+    raise ValueError(
+        f"LlamaConfig.rope_scaling rope_type must be one of {sorted(ROPE_SCALING_FIELDS)}, got {rope_type!r}."
+    )
+  needed = ROPE_SCALING_FIELDS[rope_type]
+  if set(items) != set(needed):
+    raise ValueError(
+        f"LlamaConfig.rope_scaling of type {rope_type!r} needs exactly the fields {needed}, got {sorted(items)}."
+    )
+  for name, value in items.items():
+    if not _is_real(value) or not np.isfinite(value) or value <= 0:
+      raise ValueError(f"LlamaConfig.rope_scaling {name} must be a finite number > 0, got {value!r}.")
+  if rope_type == "llama3" and not items["high_freq_factor"] > items["low_freq_factor"]:
+    raise ValueError("LlamaConfig.rope_scaling needs high_freq_factor > low_freq_factor (llama3).")
+  return tuple(sorted({**{k: float(v) for k, v in items.items()}, "rope_type": rope_type}.items()))
+
+
 def rope_inv_freq(config: LlamaConfig) -> jax.Array:
-  """float32[Dh / 2]: 1 / theta^(2i / Dh), as Hugging Face computes it."""
+  """float32[Dh / 2]: 1 / theta^(2i / Dh), then the rope scaling, as Hugging Face computes them."""
   exponents = np.arange(0, config.head_dim, 2, dtype=np.int64).astype(np.float32) / config.head_dim
-  return jnp.asarray(1.0 / (np.float32(config.rope_theta) ** exponents), jnp.float32)
+  inv_freq = 1.0 / (np.float32(config.rope_theta) ** exponents)  # float32[Dh / 2]
+  if config.rope_scaling is not None:
+    scaling = dict(config.rope_scaling)
+    factor = np.float32(scaling["factor"])
+    if scaling["rope_type"] == "linear":
+      inv_freq = inv_freq / factor
+    else:  # llama3: long wavelengths slowed by `factor`, short ones kept, a smooth ramp between.
+      old_len = np.float32(scaling["original_max_position_embeddings"])
+      low, high = np.float32(scaling["low_freq_factor"]), np.float32(scaling["high_freq_factor"])
+      wavelen = np.float32(2 * np.pi) / inv_freq
+      scaled = np.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+      smooth = (old_len / wavelen - low) / (high - low)
+      smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+      medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+      inv_freq = np.where(medium, smoothed, scaled)
+  return jnp.asarray(inv_freq, jnp.float32)
 
 
 def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:

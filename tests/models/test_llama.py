@@ -1,6 +1,7 @@
 """Tests of the Llama model: config, parameter layout, cache vs full forward."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -229,3 +230,41 @@ def test_bfloat16_compute_is_close_to_float32():
   assert b.dtype == np.float32
   assert np.abs(a - b).max() < 0.15 * np.abs(a).max()
   assert (a.argmax(-1) == b.argmax(-1)).mean() > 0.8
+
+
+def test_rope_scaling_config():
+  scaling = {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4,
+             "original_max_position_embeddings": 16}
+  config = helpers.tiny_config(rope_scaling=scaling)
+  assert config.rope_scaling == tuple(sorted({**scaling, "factor": 8.0, "low_freq_factor": 1.0,
+                                              "high_freq_factor": 4.0, "original_max_position_embeddings": 16.0}.items()))
+  hash(config)  # still a static jit argument
+  # A JSON round trip (lists of pairs, as a checkpoint stores it) gives the same config.
+  as_json = json.loads(json.dumps(dataclasses.asdict(config)))
+  assert models.LlamaConfig(**as_json) == config
+  plain = models.llama.rope_inv_freq(helpers.tiny_config())
+  # llama3 bands: wavelengths (>= 2 pi here) above original / low_freq_factor are
+  # slowed by the factor, those below original / high_freq_factor kept (the
+  # ramp between is checked against transformers in test_loading_hf.py).
+  llama3 = lambda original: models.llama.rope_inv_freq(helpers.tiny_config(  # noqa: E731
+      rope_scaling={**scaling, "original_max_position_embeddings": original}))
+  np.testing.assert_allclose(llama3(2), plain / 8, rtol=1e-6)
+  np.testing.assert_allclose(llama3(10**7), plain, rtol=1e-6)
+  linear = models.llama.rope_inv_freq(helpers.tiny_config(rope_scaling={"rope_type": "linear", "factor": 2.0}))
+  np.testing.assert_allclose(linear, plain / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "scaling,match",
+    [
+        ({"rope_type": "yarn", "factor": 2.0}, "rope_type must be one of"),
+        ({"rope_type": "linear"}, r"needs exactly the fields \('factor',\)"),
+        ({"rope_type": "linear", "factor": -1.0}, "factor must be a finite number > 0"),
+        ({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0,
+          "original_max_position_embeddings": 16}, "high_freq_factor > low_freq_factor"),
+        ("llama3", "must be None, a dict or"),
+    ],
+)
+def test_rope_scaling_errors(scaling, match):
+  with pytest.raises(ValueError, match=match):
+    helpers.tiny_config(rope_scaling=scaling)

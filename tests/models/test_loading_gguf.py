@@ -3,7 +3,6 @@ way llama.cpp's converter writes them (Q/K rows permuted for "llama"); the
 GGUF tokenizer on synthetic metadata; load_model dispatch errors."""
 
 import json
-import os
 
 import ml_dtypes
 import numpy as np

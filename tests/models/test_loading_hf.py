@@ -2,6 +2,7 @@
 logits against transformers' PyTorch models (skipped without torch/transformers)."""
 
 import json
+import dataclasses
 import os
 
 import ml_dtypes
@@ -201,8 +202,8 @@ def test_malformed_config(tmp_path):
         ({"architectures": None, "model_type": "gpt2"}, "'architectures' is missing"),
         ({"hidden_size": None}, "required field 'hidden_size' is missing"),
         ({"num_hidden_layers": "2"}, "field 'num_hidden_layers' must be int"),
-        ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "rope_scaling type 'llama3' is not supported"),
-        ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling type 'linear' is not supported"),
+        ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, "rope_scaling of type 'llama3' lacks low_freq_factor"),
+        ({"rope_scaling": {"type": "dynamic", "factor": 2.0}}, "rope_scaling type 'dynamic' is not supported"),
         ({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1.0}}, "rope_parameters type 'yarn' is not supported"),
         ({"hidden_act": "gelu"}, "hidden_act='gelu' is not supported"),
         ({"attention_bias": True}, "attention_bias=true is not supported"),
@@ -304,7 +305,7 @@ def test_nonfinite_weights(tmp_path):
 # Against transformers (PyTorch).
 
 
-def _torch_model(arch, tie, seed=0):
+def _torch_model(arch, tie, seed=0, rope_scaling=None):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
   common = dict(
@@ -313,7 +314,10 @@ def _torch_model(arch, tie, seed=0):
   )
   torch.manual_seed(seed)
   if arch == "llama":
-    config = transformers.LlamaConfig(rope_theta=5000.0, **common)
+    if rope_scaling is None:
+      config = transformers.LlamaConfig(rope_theta=5000.0, **common)
+    else:  # transformers 5 keeps the scaling in rope_parameters.
+      config = transformers.LlamaConfig(rope_parameters={"rope_theta": 5000.0, **rope_scaling}, **common)
     model = transformers.LlamaForCausalLM(config)
   else:
     config = transformers.Qwen2Config(rope_theta=5000.0, **common)
@@ -346,6 +350,29 @@ def test_against_transformers(tmp_path, arch, tie):
   got = np.asarray(forward_logits((config, params), tokens))
   rel = np.abs(got - expected).max() / np.abs(expected).max()
   assert rel < 1e-4, rel
+
+
+# Small wavelengths against original_max_position_embeddings=16, so that the
+# test's positions (up to 40) meet the slowed, the kept and the ramped bands.
+_LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+           "original_max_position_embeddings": 16}
+
+
+@pytest.mark.parametrize("scaling", [_LLAMA3, {"rope_type": "linear", "factor": 3.0}], ids=["llama3", "linear"])
+def test_rope_scaling_against_transformers(tmp_path, scaling):
+  torch = pytest.importorskip("torch")
+  model = _torch_model("llama", False, seed=5, rope_scaling=scaling)
+  model.save_pretrained(tmp_path / "m", safe_serialization=True)
+  config, params, _ = load_hf_directory(tmp_path / "m")
+  assert dict(config.rope_scaling) == {k: (v if k == "rope_type" else float(v)) for k, v in scaling.items()}
+  tokens = np.random.default_rng(3).integers(0, V, size=(2, 40))
+  with torch.no_grad():
+    expected = model(torch.tensor(tokens)).logits.numpy()
+  got = np.asarray(forward_logits((config, params), tokens))
+  assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+  # The scaling matters at these positions: plain RoPE gives other logits.
+  plain = np.asarray(forward_logits((dataclasses.replace(config, rope_scaling=None), params), tokens))
+  assert np.abs(plain - expected).max() / np.abs(expected).max() > 1e-2
 
 
 def test_against_transformers_sharded_bf16(tmp_path):

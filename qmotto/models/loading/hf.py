@@ -15,12 +15,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from qmotto.models import llama
 from qmotto.models.loading import _common
 from qmotto.models.loading.tokenizer import Tokenizer
 
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 _MODEL_TYPES = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 _DEFAULT_ROPE_TYPES = (None, "default")
+ROPE_SCALING_FIELDS = llama.ROPE_SCALING_FIELDS
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -44,7 +46,8 @@ def hf_config_kwargs(
 
   Raises:
     ValueError naming the field: an unsupported architecture, a missing or
-    ill-typed field, or a feature the model does not implement (rope scaling,
+    ill-typed field, or a feature the model does not implement (rope scaling
+    other than linear and llama3,
     sliding windows, biases other than Qwen2's q/k/v, activations but SiLU).
   """
   if not isinstance(hf_config, Mapping):
@@ -94,17 +97,24 @@ def hf_config_kwargs(
   rope_theta = hf_config.get("rope_theta", rope_parameters.get("rope_theta", 10000.0))
   if isinstance(rope_theta, bool) or not isinstance(rope_theta, (int, float)):
     raise ValueError(f"{source}: field 'rope_theta' must be a number, got {rope_theta!r}.")
+  rope_scaling = None
   for scaling_field, scaling in (("rope_scaling", hf_config.get("rope_scaling")), ("rope_parameters", rope_parameters)):
     if scaling is None:
       continue
     if not isinstance(scaling, Mapping):
       raise ValueError(f"{source}: field {scaling_field!r} must be an object or null, got {scaling!r}.")
     rope_type = scaling.get("rope_type", scaling.get("type"))
-    if rope_type not in _DEFAULT_ROPE_TYPES:
+    if rope_type in _DEFAULT_ROPE_TYPES:
+      continue
+    if rope_type not in ROPE_SCALING_FIELDS:
       raise ValueError(
-          f"{source}: {scaling_field} type {rope_type!r} is not supported (the model implements plain "
-          f"RoPE only; Llama-3.1-style 'llama3', 'linear', 'dynamic', 'yarn' scaling are not implemented)."
+          f"{source}: {scaling_field} type {rope_type!r} is not supported (implemented: plain RoPE, "
+          f"{', '.join(repr(t) for t in sorted(ROPE_SCALING_FIELDS))})."
       )
+    missing = [name for name in ROPE_SCALING_FIELDS[rope_type] if name not in scaling]
+    if missing:
+      raise ValueError(f"{source}: {scaling_field} of type {rope_type!r} lacks {', '.join(missing)}.")
+    rope_scaling = {"rope_type": rope_type, **{name: scaling[name] for name in ROPE_SCALING_FIELDS[rope_type]}}
   partial = hf_config.get("partial_rotary_factor", rope_parameters.get("partial_rotary_factor", 1.0))
   if partial not in (None, 1, 1.0):
     raise ValueError(f"{source}: partial_rotary_factor={partial!r} is not supported (only 1.0).")
@@ -143,6 +153,7 @@ def hf_config_kwargs(
       num_kv_heads=kv_heads,
       head_dim=head_dim,
       rope_theta=float(rope_theta),
+      rope_scaling=rope_scaling,
       rms_norm_eps=float(rms_norm_eps),
       tie_embeddings=tie,
       qkv_bias=qkv_bias,
