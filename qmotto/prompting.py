@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-STYLES = ("compact", "chat")
+from qmotto.tasks.task import STYLES  # ("compact", "chat")
 
 
 def check_style(style: str) -> str:
