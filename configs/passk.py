@@ -71,6 +71,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.task = task
   config.task_options = ""
   config.style = "auto"  # "compact" (task models), "chat" (instruct models) or "auto".
+  config.chat_shots = 0  # chat style: solved train examples before each question.
   config.split = "test"
   config.start = 0
   config.num_problems = 512
@@ -103,7 +104,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     raise ValueError(f"configs/passk.py: model={model!r} needs task=<name> (it has no task metadata).")
   if chat:
     config.style = "chat"
-    config.max_new_tokens = 64
+    config.chat_shots = 3  # SmolLM2-135M follows the <answer> format only with examples.
+    config.max_new_tokens = 24
     config.num_problems = 64
     config.replications = 2
     config.iid_replications = 4

@@ -349,7 +349,8 @@ def setup(config, *, task=None) -> Setup:
     )
   pad_id = tokenizer.pad_id if tokenizer.pad_id is not None else tokenizer.eos_id
   try:
-    prompts, lengths = prompting.encode_prompts(tokenizer, task, problems, style, pad_id=pad_id)
+    shots = int(config.get("chat_shots", 0)) if style == "chat" else 0
+    prompts, lengths = prompting.encode_prompts(tokenizer, task, problems, style, pad_id=pad_id, shots=shots)
   except ValueError as e:
     raise ValueError(f"task {task.name!r} in style {style!r} cannot be encoded by this model's tokenizer: {e}") from e
   limit = model.config.max_seq_len

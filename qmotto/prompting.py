@@ -22,14 +22,16 @@ def check_style(style: str) -> str:
   return style
 
 
-def prompt_text_ids(tokenizer: Any, task: Any, problem: Any, style: str) -> list[int]:
-  """Token ids of one problem's prompt in `style`."""
+def prompt_text_ids(tokenizer: Any, task: Any, problem: Any, style: str, *, shots: int = 0) -> list[int]:
+  """Token ids of one problem's prompt in `style` (chat: after `shots` solved train examples)."""
   check_style(style)
   if style == "compact":
+    if shots:
+      raise ValueError(f"shots={shots} applies to style 'chat' only; the compact format has none.")
     return tokenizer.encode(task.compact_prompt(problem))
   if getattr(tokenizer, "chat_template", None) is None:
     raise ValueError(f"style 'chat' needs a tokenizer with a chat template; {tokenizer!r} has none.")
-  return tokenizer.encode_chat(task.chat_messages(problem))
+  return tokenizer.encode_chat(task.chat_messages(problem, shots=shots) if shots else task.chat_messages(problem))
 
 
 def check_vocabulary(model: Any, tokenizer: Any, task: Any, style: str) -> None:
@@ -61,15 +63,23 @@ def check_vocabulary(model: Any, tokenizer: Any, task: Any, style: str) -> None:
 
 
 def encode_prompts(
-    tokenizer: Any, task: Any, problems: Sequence[Any], style: str, *, length: int | None = None, pad_id: int
+    tokenizer: Any,
+    task: Any,
+    problems: Sequence[Any],
+    style: str,
+    *,
+    length: int | None = None,
+    pad_id: int,
+    shots: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Right-padded prompts int32[P, Lp] and their lengths int32[P].
 
   Args:
+    shots: chat style only: solved train examples before each question.
     length: Lp, to keep one shape across calls (default: the longest prompt).
       A longer prompt raises, naming the problem.
   """
-  ids = [prompt_text_ids(tokenizer, task, p, style) for p in problems]
+  ids = [prompt_text_ids(tokenizer, task, p, style, shots=shots) for p in problems]
   longest = max(len(x) for x in ids)
   if length is None:
     length = longest

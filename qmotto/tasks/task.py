@@ -153,9 +153,24 @@ class Task:
 
   # --- Chat format ---------------------------------------------------------------------------------
 
-  def chat_messages(self, problem: splits.Problem, system: str | None = None) -> list[dict[str, str]]:
-    """[optional system message,] user message: the question + ANSWER_INSTRUCTION."""
-    return extract.chat_messages(problem.question, system)
+  def chat_messages(
+      self, problem: splits.Problem, system: str | None = None, shots: int = 0
+  ) -> list[dict[str, str]]:
+    """[optional system message,] [shots,] user message: the question + ANSWER_INSTRUCTION.
+
+    Args:
+      shots: how many solved examples precede the question, as user/assistant
+        turns; they are the first `shots` problems of the train split (never a
+        test problem), each answered "<answer>reference</answer>". Small
+        instruct models need them to follow the answer format.
+    """
+    if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
+      raise ValueError(f"shots must be an int >= 0, got {shots!r}.")
+    messages = [] if system is None else [{"role": "system", "content": system}]
+    for example in self.problems("train", shots) if shots else []:
+      messages += extract.chat_messages(example.question)
+      messages.append({"role": "assistant", "content": f"<answer>{example.answer}</answer>"})
+    return messages + extract.chat_messages(problem.question)
 
 
 def get_task(name: str, **options: Any) -> Task:

@@ -78,3 +78,19 @@ def test_scorer_errors_give_zero(monkeypatch):
 
   monkeypatch.setattr(task_module, "_scoring_dataset", lambda name, options: Broken())
   assert task.score(p, p.answer) == 0.0
+
+
+def test_chat_messages_with_shots():
+  task = tasks.get_task("chain_sum")
+  problem = task.problems("test", 1)[0]
+  assert task.chat_messages(problem) == task.chat_messages(problem, shots=0)
+  messages = task.chat_messages(problem, system="Be brief.", shots=2)
+  assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+  examples = task.problems("train", 2)
+  for example, (question, answer) in zip(examples, zip(messages[1::2], messages[2::2])):
+    assert question["content"].startswith(example.question.rstrip())
+    assert answer["content"] == f"<answer>{example.answer}</answer>"
+    assert tasks.extract_answer(answer["content"]) == example.answer
+  assert messages[-1] == task.chat_messages(problem)[0]
+  with pytest.raises(ValueError, match="shots must be an int >= 0"):
+    task.chat_messages(problem, shots=-1)
