@@ -15,6 +15,8 @@ slow on CPU, so fewer problems and groups):
   python experiments/passk.py --config=configs/passk.py:model=smollm2,task=basic_arithmetic
 Any Hugging Face directory (config.json + safetensors + tokenizer.json) or .gguf:
   python experiments/passk.py --config=configs/passk.py:model=/path/to/hf_dir,task=chain_sum,chat
+Quick (the README's main job: the shipped Countdown model, 128 problems, iid/lattice/sobol):
+  python experiments/passk.py --config=configs/passk.py:quick
 Smoke (seconds; give a task-model checkpoint; about a minute for SmolLM2, mostly compiling):
   python experiments/passk.py --config=configs/passk.py:smoke --config.model=/path/to/checkpoint
   python experiments/passk.py --config=configs/passk.py:smoke,model=smollm2,task=chain_sum
@@ -31,7 +33,7 @@ import ml_collections
 SMOLLM2 = "smollm2-135m-instruct"
 MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
 _KEYS = ("task", "model")
-_FLAGS = ("chat", "smoke")
+_FLAGS = ("chat", "smoke", "quick")
 
 
 def parse_arg(arg: str) -> tuple[dict, set]:
@@ -59,6 +61,8 @@ def parse_arg(arg: str) -> tuple[dict, set]:
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   values, flags = parse_arg(arg)
+  if "quick" in flags:  # the README's main job: the shipped Countdown model by default.
+    values.setdefault("task", "countdown")
   task = values.get("task", "")
   model = MODEL_ALIASES.get(values.get("model", ""), values.get("model", ""))
   if not model and task:
@@ -110,6 +114,15 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     config.replications = 2
     config.iid_replications = 4
     config.problems_per_call = 1
+  if "quick" in flags:
+    # The README's first command: i.i.d. vs lattice and Sobol on 128 test
+    # problems, one group of 64 each, in about a minute after installing.
+    config.num_problems = 128
+    config.replications = 1
+    config.samplers = ("iid", "lattice", "sobol")
+    config.num_resamples = 500
+    config.output_dir = "/tmp/qmotto_quick"
+    config.workdir = "/tmp/qmotto_quick/partial"
   if "smoke" in flags:
     config.num_problems = 2 if chat else 8
     config.group_size = 8

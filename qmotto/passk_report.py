@@ -129,3 +129,33 @@ def format_table(rows: list[dict], ks_shown: list[int] | None = None) -> str:
         + f" {r['union_bound']:>7.3f} {saved_text:>24} {distinct:>8}"
     )
   return "\n".join(lines)
+
+
+def savings_markdown(rows: list[dict], ks: list[int], baseline: str = "iid") -> str:
+  """A Markdown table: per (task, model) and coupled sampler, samples saved vs
+  the baseline at each k in `ks`, with intervals, beside the baseline's pass@k.
+
+  `rows` are result rows as in results/passk/summary.json (fields task, model,
+  sampler, k, pass_at_k, samples_saved, saved_low, saved_high).
+  """
+  def saved(row):
+    if row is None or row.get("samples_saved") is None or not np.isfinite(row["samples_saved"]):
+      return "n/a"
+    return f"{_percent(row['samples_saved'])} [{_percent(row['saved_low'])}, {_percent(row['saved_high'])}]"
+
+  index = {(r["task"], r["model"], r["sampler"], r["k"]): r for r in rows}
+  header = ["task", "model", "problems", "sampler"]
+  for k in ks:
+    header += [f"iid pass@{k}", f"saved at k={k}"]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  groups = sorted({(r["task"], r["model"]) for r in rows})
+  for task, model in groups:
+    samplers = sorted({r["sampler"] for r in rows if (r["task"], r["model"]) == (task, model)} - {baseline})
+    for name in samplers:
+      first = next(r for r in rows if (r["task"], r["model"], r["sampler"]) == (task, model, name))
+      cells = [task, model, str(first.get("num_problems", "")), name]
+      for k in ks:
+        base = index.get((task, model, baseline, k))
+        cells += ["n/a" if base is None else f"{base['pass_at_k']:.3f}", saved(index.get((task, model, name, k)))]
+      lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)

@@ -1,0 +1,153 @@
+r"""GRPO from a task model, with the G samples of each group drawn by i.i.d. or coupled samplers.
+
+Variants are "key=value,..." after a colon; keys: `task` (countdown, maze,
+mini_sudoku, arc_1d), `sampler` (any name in qmotto.SAMPLERS: iid,
+stratified, lattice, sobol, ...), `seed`; flag: `smoke`. Any field can then be
+overridden with --config.<field>=value.
+
+One run (starts from the SFT checkpoint checkpoints/<task>, trained by
+experiments/train_task.py; resumes from config.workdir if interrupted):
+  python experiments/grpo.py --config=configs/grpo.py:task=countdown,sampler=lattice,seed=0
+The comparison (i.i.d. vs stratified vs lattice, 3 seeds; each run rebuilds
+results/grpo/summary.json with steps to the target held-out pass@1):
+  for seed in 0 1 2; do for sampler in iid stratified lattice; do
+    python experiments/grpo.py --config=configs/grpo.py:task=countdown,sampler=$sampler,seed=$seed
+  done; done
+Starting from an earlier SFT checkpoint (if it was kept), or a fixed target:
+  python experiments/grpo.py --config=configs/grpo.py:task=maze,sampler=iid --config.init_step=1000 \
+      --config.target=0.5
+Smoke (a tiny random model, a few steps, seconds; what the tests and colab/grpo.ipynb run):
+  python experiments/grpo.py --config=configs/grpo.py:task=countdown,sampler=lattice,smoke
+
+Results: <output_dir>/<task>_<sampler>_seed<seed>.json (metrics, log, config,
+command) and .png (reward, held-out pass@1, zero-variance groups, distinct
+completions per group vs step), summary.json and summary_<task>.png.
+"""
+
+import ml_collections
+
+TASKS = ("countdown", "maze", "mini_sudoku", "arc_1d")
+_KEYS = ("task", "sampler", "seed")
+_FLAGS = ("smoke",)
+
+# Random-init (smoke) prompt and completion lengths for the tasks' default options.
+_SMOKE_LENGTHS = {"countdown": (14, 12), "maze": (24, 4), "mini_sudoku": (22, 22), "arc_1d": (80, 12)}
+
+
+def parse_arg(arg: str) -> tuple[dict, set]:
+  """'task=maze,sampler=lattice,seed=1,smoke' -> ({'task': 'maze', ...}, {'smoke'}).
+
+  Flags may also be written 'smoke=1' / 'smoke=0'.
+  """
+  values, flags = {}, set()
+  for item in filter(None, (x.strip() for x in (arg or "").split(","))):
+    key, eq, value = item.partition("=")
+    if key in _FLAGS and (not eq or value in ("0", "1")):
+      if not eq or value == "1":
+        flags.add(key)
+    elif key in _KEYS and eq and value:
+      values[key] = value
+    else:
+      raise ValueError(
+          f"configs/grpo.py: bad argument {item!r}; expected key=value with key in {_KEYS}, or a flag in "
+          f"{_FLAGS}, e.g. 'task=countdown,sampler=lattice,seed=0' or 'task=countdown,smoke'."
+      )
+  return values, flags
+
+
+def _model(hidden: int, layers: int, heads: int, mlp: int) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      hidden_size=hidden, intermediate_size=mlp, num_layers=layers, num_heads=heads, num_kv_heads=heads,
+      rope_theta=10000.0, tie_embeddings=True,
+  ))
+
+
+def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
+  values, flags = parse_arg(arg)
+  task = values.get("task", "countdown")
+  if task not in TASKS:
+    raise ValueError(f"configs/grpo.py: task must be one of {TASKS}, got {task!r}.")
+  sampler = values.get("sampler", "lattice")
+  try:
+    seed = int(values.get("seed", "0"))
+  except ValueError:
+    seed = -1
+  if seed < 0:
+    raise ValueError(f"configs/grpo.py: seed must be an int >= 0, got {values.get('seed')!r}.")
+
+  config = ml_collections.ConfigDict()
+  # The initial policy: an SFT checkpoint (its task, tokenizer and lengths), or
+  # a random model of config.model when init_checkpoint is "".
+  config.task = task
+  config.task_options = {}  # random init only; a checkpoint brings its own options.
+  config.init_checkpoint = f"checkpoints/{task}"
+  config.init_step = -1  # -1: the latest step; else an earlier saved one.
+  config.model = _model(hidden=128, layers=3, heads=4, mlp=384)  # random init only.
+  config.prompt_len = 0  # 0: the checkpoint's metadata.
+  config.max_new_tokens = 0  # 0: the checkpoint's metadata.
+  config.seed = seed
+  # Groups: B prompts per step, G samples each from config.sampler.
+  config.sampler = sampler
+  config.group_size = 8
+  config.batch_size = 16
+  config.temperature = 1.0
+  config.reward = "binary"  # "binary": score >= tasks.PASS_SCORE; "partial": reasoning-gym's score.
+  # Objective: advantages "mean" (r - group mean), "mean_std" (GRPO's), "loo",
+  # "fixed" (r - baseline);
+  # clipped ratio; KL (k3) to the initial model when kl_coef > 0; "sequence"
+  # aggregation keeps the policy-gradient form (see qmotto/rl/grpo.py).
+  config.advantage = "mean"
+  config.baseline = 0.5  # advantage "fixed" only: A = r - baseline (unbiased under coupling).
+  config.adv_eps = 1e-6
+  config.clip_eps = 0.2
+  config.kl_coef = 0.0
+  config.loss_aggregation = "sequence"
+  config.updates_per_batch = 1
+  # Optimizer: AdamW, warmup then cosine to end_lr_fraction (1.0: constant).
+  config.num_steps = 300
+  config.learning_rate = 3e-4
+  config.warmup_steps = 10
+  config.end_lr_fraction = 1.0
+  config.weight_decay = 0.0
+  config.grad_clip = 1.0
+  config.b1 = 0.9
+  config.b2 = 0.99
+  config.train_pool_size = 0  # 0: fresh training problems every step.
+  # Training problems start here: past those the SFT model saw (at most its
+  # num_steps * batch_size, or its pool).
+  config.train_start = 1_000_000
+  # Checkpoints, log, held-out evaluation (greedy accuracy and pass@k of i.i.d.
+  # samples at temperature 1 on the first eval_problems test problems).
+  config.checkpoint_every = 25
+  config.max_to_keep = 1
+  config.log_every = 1
+  config.eval_every = 25  # 0: no evaluation.
+  config.eval_problems = 256
+  config.eval_samples = 8
+  config.eval_batch_size = 64
+  config.target_metric = "pass@1"
+  config.target = 0.0  # 0: the mean final target_metric of the task's i.i.d. runs (summary.json).
+  config.progress_bar = "auto"
+  config.workdir = f"tmp/grpo/{task}/{sampler}_seed{seed}"
+  config.output_dir = "results/grpo"
+  config.plot = True
+
+  if "smoke" in flags:
+    config.init_checkpoint = ""
+    config.model = _model(hidden=32, layers=1, heads=2, mlp=64)
+    config.prompt_len, config.max_new_tokens = _SMOKE_LENGTHS[task]
+    config.group_size = 4
+    config.batch_size = 4
+    config.num_steps = 4
+    config.warmup_steps = 0
+    config.learning_rate = 1e-3
+    config.reward = "partial"
+    config.checkpoint_every = 2
+    config.eval_every = 2
+    config.eval_problems = 4
+    config.eval_samples = 2
+    config.eval_batch_size = 4
+    config.progress_bar = "off"
+    config.workdir = f"/tmp/qmotto_grpo_smoke/{task}/{sampler}_seed{seed}"
+    config.output_dir = "/tmp/qmotto_grpo_smoke/results"
+  return config
