@@ -50,7 +50,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -59,6 +58,7 @@ import numpy as np
 from absl import logging
 
 from qmotto import decoding
+from qmotto import files
 from qmotto import metrics
 from qmotto import passk_report
 from qmotto import prompting
@@ -89,24 +89,8 @@ def stream_id(name: str) -> int:
   return int.from_bytes(name.encode()[:4].ljust(4, b"\0"), "little")
 
 
-def _atomic_write(path: str, write: Callable[[Any], None], mode: str = "w") -> None:
-  """Writes via a temporary file in the same directory and os.replace."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-  try:
-    with os.fdopen(fd, mode) as f:
-      write(f)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def write_json(result: dict, path: str) -> None:
-  """Writes atomically: a reader never sees a half-written result file."""
-  _atomic_write(path, lambda f: json.dump(result, f, indent=1, default=str))  # numpy scalars as text.
+_atomic_write = files.atomic_write
+write_json = files.write_json  # shared with toy_passk and the benchmarks
 
 
 # --- Config checks ---------------------------------------------------------------------------
@@ -354,6 +338,11 @@ def setup(config, *, task=None) -> Setup:
   except ValueError as e:
     raise ValueError(f"task {task.name!r} in style {style!r} cannot be encoded by this model's tokenizer: {e}") from e
   limit = model.config.max_seq_len
+  if prompts.shape[1] >= limit:
+    raise ValueError(
+        f"the longest prompt has {prompts.shape[1]} tokens, no fewer than the model's max_seq_len={limit}: "
+        f"shorten the prompts (config.chat_shots={shots} solved examples precede each question)."
+    )
   if prompts.shape[1] + max_new_tokens > limit:
     raise ValueError(
         f"config.max_new_tokens={max_new_tokens}: the longest prompt has {prompts.shape[1]} tokens "

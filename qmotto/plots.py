@@ -10,10 +10,9 @@ left out).
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
+
+from qmotto import files
 
 # Lower ends of savings intervals can be -inf (the sampler never reaches the
 # target in some resamples); they are drawn at this floor.
@@ -106,15 +105,4 @@ def figure_passk(result: dict, *, title: str | None = None):
 def plot_passk(result: dict, path: str, *, title: str | None = None, dpi: int = 120) -> str:
   """Writes `figure_passk(result)` as a PNG to `path` atomically; returns path."""
   fig = figure_passk(result, title=title)
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      fig.savefig(f, format="png", dpi=dpi)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+  return files.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi), mode="wb")

@@ -365,6 +365,12 @@ def test_chat_style_with_a_hugging_face_directory(tmp_path):
   config = passk_config.get_config("model=" + path + ",task=chain_sum,chat,smoke")
   assert config.style == "chat" and config.max_new_tokens == 16
   config.output_dir, config.workdir, config.progress = str(tmp_path / "out"), str(tmp_path / "work"), False
+  assert config.chat_shots == 3
+  config.chat_shots = 5
+  config.max_new_tokens = 6
+  with pytest.raises(ValueError, match=r"shorten the prompts \(config.chat_shots=5"):  # the tiny model's 256 positions
+    passk.run(config)
+  config.chat_shots = 0
   config.samplers, config.ks, config.max_new_tokens = ("iid", "lattice"), (1, 8), 0
   with pytest.raises(ValueError, match="set config.max_new_tokens"):  # no checkpoint metadata to take it from.
     passk.run(config)

@@ -82,7 +82,6 @@ import glob
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -94,6 +93,7 @@ import tqdm
 from absl import logging
 
 from qmotto import decoding
+from qmotto import files
 from qmotto import prompting
 from qmotto.models import llama
 from qmotto.models.loading import checkpoint as checkpoint_lib
@@ -566,8 +566,7 @@ def initial_policy(config, *, task=None) -> Policy:
 # Log and checkpoints.
 
 
-def _jsonable(tree):
-  return json.loads(json.dumps(tree, default=lambda x: x.item() if hasattr(x, "item") else str(x)))
+_jsonable = files.to_jsonable
 
 
 class _Log:
@@ -814,13 +813,7 @@ def result_name(task: str, sampler: str, seed: int) -> str:
   return f"{task}_{sampler}_seed{seed}"
 
 
-def _atomic_write_json(obj, path: str) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(_jsonable(obj), f, indent=1)
-  os.replace(tmp, path)
+_atomic_write_json = files.write_json
 
 
 def run(config, *, command: str = "", task=None, reward_fn: RewardFn | None = None) -> dict:
