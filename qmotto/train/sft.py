@@ -26,7 +26,8 @@ of a step depends only on the step, the model's initialization only on
 config.seed, and evaluation keys are fold_in(eval key, step), so a run
 interrupted after a checkpoint and resumed ends with bit-identical parameters
 (and log lines) to an uninterrupted one. Log lines written after the restored
-checkpoint are dropped.
+checkpoint are dropped. On a finished workdir `train` only evaluates the final
+checkpoint again (the same numbers; the log is left alone).
 
 Shapes are fixed (batches padded to config.seq_len, evaluation prompts to
 config.prompt_len, evaluation chunks to config.eval_batch_size problems), so
@@ -43,7 +44,6 @@ import json
 import logging as std_logging
 import math
 import os
-import tempfile
 import time
 from typing import Any, NamedTuple
 
@@ -55,6 +55,7 @@ import tqdm
 from absl import logging
 
 from qmotto import decoding
+from qmotto import files
 from qmotto import metrics as metrics_lib
 from qmotto import prompting
 from qmotto.models import llama
@@ -368,8 +369,7 @@ def evaluate(
 # Checkpoints and the log.
 
 
-def _jsonable(tree):
-  return json.loads(json.dumps(tree, default=lambda x: x.item() if hasattr(x, "item") else str(x)))
+_jsonable = files.to_jsonable
 
 
 class _Log:
@@ -489,13 +489,14 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
   log = _Log(os.path.join(workdir, LOG_NAME), keep_through=start)
   eval_set = make_eval_set(tokenizer, task, config.eval_problems, config.prompt_len)
 
-  def run_eval(step: int) -> dict:
+  def run_eval(step: int, record: bool = True) -> dict:
     result = evaluate(
         jax.random.fold_in(eval_key, step), llama.Model(mconfig, state.params), tokenizer, task, eval_set,
         max_new_tokens=config.max_new_tokens, num_samples=config.eval_samples,
         batch_size=config.eval_batch_size,
     )
-    log.write({"kind": "eval", "step": step, **result})
+    if record:
+      log.write({"kind": "eval", "step": step, **result})
     logging.info("step %d eval %s", step, result)
     return result
 
@@ -560,7 +561,9 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
     finally:
       bar.close()
   else:
-    last_eval = run_eval(config.num_steps)  # a finished run: evaluate its final checkpoint again.
+    # A finished run: evaluate its final checkpoint again (the same numbers;
+    # the log is left as it is).
+    last_eval = run_eval(config.num_steps, record=False)
 
   return {
       "task": getattr(task, "name", None),
@@ -573,14 +576,7 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
   }
 
 
-def write_json(result: dict, path: str) -> None:
-  """Writes `result` as JSON atomically (a reader never sees half a file)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-  with os.fdopen(fd, "w") as f:
-    json.dump(_jsonable(result), f, indent=1)
-  os.replace(tmp, path)
+write_json = files.write_json
 
 
 class _DropOrbaxInfo(std_logging.Filter):
@@ -605,7 +601,7 @@ def run(config, *, command: str = "") -> dict:
   The training log is copied beside it (config.output with .jsonl).
   """
   metrics = train(config)
-  workdir = metrics["workdir"]
+  workdir = metrics.pop("workdir")  # an absolute path: not for the results file.
   result = {
       "task": config.task,
       "difficulty": config.task_options.to_dict(),

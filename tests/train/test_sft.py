@@ -224,8 +224,10 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
   assert metrics["step"] == 6
 
   # Running a finished workdir again only re-evaluates its final checkpoint.
+  log = _log(resumed)
   again = sft.train(config, resumed, task=TASK)
   assert again["pass@1"] == metrics["pass@1"] and checkpoint_steps(resumed) == [6]
+  assert _log(resumed) == log
   assert sft.TRACE_COUNTS["train_step"] - before == 1  # one compile for both runs and the resume.
 
 
