@@ -32,3 +32,17 @@ def test_failed_write_leaves_nothing(tmp_path):
     files.atomic_write(str(path), fail)
   assert json.loads(path.read_text()) == {"old": True}  # the previous file is intact
   assert os.listdir(tmp_path) == ["r.json"]  # and no temporary is left
+
+
+def test_jsonl_log_resumes_at_the_checkpoint(tmp_path):
+  path = str(tmp_path / "log.jsonl")
+  log = files.JsonlLog(path, keep_through=-1)
+  for step in range(4):
+    log.write({"kind": "train", "step": step, "loss": np.float32(step)})
+  log.write({"kind": "eval", "step": 3, "acc": 0.5})
+  with open(path, "a") as f:
+    f.write('{"kind": "train", "st')  # cut by an interruption
+  resumed = files.JsonlLog(path, keep_through=2)  # the last checkpoint was step 2
+  assert [r["step"] for r in resumed.records()] == [0, 1, 2]
+  assert resumed.last("train", "loss") == 2.0 and resumed.last("eval", "acc") is None
+  assert files.JsonlLog(path, keep_through=-1).records() == []

@@ -569,30 +569,7 @@ def initial_policy(config, *, task=None) -> Policy:
 _jsonable = files.to_jsonable
 
 
-class _Log:
-  """The JSONL log; on open, lines of steps after `keep_through` (a lost tail) are dropped."""
-
-  def __init__(self, path: str, keep_through: int):
-    self.path = path
-    kept = []
-    if os.path.exists(path):
-      with open(path) as f:
-        for line in f:
-          try:
-            if json.loads(line)["step"] <= keep_through:
-              kept.append(line if line.endswith("\n") else line + "\n")
-          except (ValueError, KeyError, TypeError):
-            continue  # a line cut by the interruption.
-    with open(path, "w") as f:
-      f.writelines(kept)
-
-  def records(self) -> list[dict]:
-    with open(self.path) as f:
-      return [json.loads(line) for line in f]
-
-  def write(self, record: dict) -> None:
-    with open(self.path, "a") as f:
-      f.write(json.dumps(_jsonable(record)) + "\n")
+_Log = files.JsonlLog
 
 
 def read_log(workdir: str) -> list[dict]:

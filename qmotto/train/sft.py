@@ -40,7 +40,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import json
 import logging as std_logging
 import math
 import os
@@ -372,36 +371,7 @@ def evaluate(
 _jsonable = files.to_jsonable
 
 
-class _Log:
-  """The JSONL log: lines of steps after `keep_through` (a lost tail) are dropped on open."""
-
-  def __init__(self, path: str, keep_through: int):
-    self.path = path
-    kept = []
-    if os.path.exists(path):
-      with open(path) as f:
-        for line in f:
-          try:
-            if json.loads(line)["step"] <= keep_through:
-              kept.append(line if line.endswith("\n") else line + "\n")
-          except (ValueError, KeyError, TypeError):
-            continue  # a line cut by the interruption.
-    with open(path, "w") as f:
-      f.writelines(kept)
-
-  def last(self, kind: str, field: str):
-    """`field` of the last record of `kind` (None if none)."""
-    value = None
-    with open(self.path) as f:
-      for line in f:
-        record = json.loads(line)
-        if record.get("kind") == kind:
-          value = record.get(field, value)
-    return value
-
-  def write(self, record: dict) -> None:
-    with open(self.path, "a") as f:
-      f.write(json.dumps(_jsonable(record)) + "\n")
+_Log = files.JsonlLog
 
 
 def _run_fields(train_config: dict) -> dict:

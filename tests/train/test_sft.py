@@ -4,7 +4,6 @@ errors, and the smoke config end to end (what the absl runner calls)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -26,51 +25,8 @@ from qmotto.train import sft
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
+from ..fakes import ReverseTask  # noqa: E402
 from configs import train_task as train_task_config  # noqa: E402
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-  index: int
-  question: str
-  answer: str
-  entry: dict
-
-
-@dataclasses.dataclass(frozen=True)
-class ReverseTask:
-  """A synthetic task with the qmotto.tasks interface: reverse 2-4 digits."""
-
-  name: str = "reverse"
-  max_digits: int = 4
-
-  @property
-  def options_dict(self) -> dict:
-    return {"max_digits": self.max_digits}
-
-  def to_dict(self) -> dict:
-    return {"name": self.name, "options": self.options_dict}
-
-  def problems(self, split: str, n: int, start: int = 0) -> list:
-    out = []
-    for index in range(start, start + n):
-      rng = np.random.default_rng([{"train": 0, "test": 1}[split], index])
-      digits = "".join(map(str, rng.integers(0, 10, rng.integers(2, self.max_digits + 1))))
-      out.append(Problem(index, digits, digits[::-1], {}))
-    return out
-
-  def compact_prompt(self, problem) -> str:
-    return problem.question + "="
-
-  def compact_target(self, problem) -> str:
-    return problem.answer
-
-  def compact_charset(self) -> str:
-    return "0123456789="
-
-  def score_text(self, problem, text, style) -> float:
-    del style
-    return float(text == problem.answer)
 
 
 TASK = ReverseTask()
