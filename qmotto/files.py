@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -83,3 +84,23 @@ class JsonlLog:
   def write(self, record: dict) -> None:
     with open(self.path, "a") as f:
       f.write(json.dumps(to_jsonable(record)) + "\n")
+
+
+def load_results(directory: str, kind: str, skip: tuple[str, ...] = ()) -> list[tuple[str, dict]]:
+  """(path, result) for every JSON file in `directory` whose "kind" is `kind`, by path.
+
+  Files named in `skip` (e.g. the summary itself), unreadable files and JSON
+  of another kind are passed over, so a results folder may hold other files.
+  """
+  found = []
+  for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+    if os.path.basename(path) in skip:
+      continue
+    try:
+      with open(path) as f:
+        result = json.load(f)
+    except (OSError, ValueError):
+      continue
+    if isinstance(result, dict) and result.get("kind") == kind:
+      found.append((path, result))
+  return found

@@ -45,7 +45,6 @@ counted. Averaged over sub-groups, groups and problems.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -739,17 +738,7 @@ def build_summary(output_dir: str) -> list[dict]:
   Files that are not results of this runner (other JSON, unreadable files) are skipped.
   """
   rows = []
-  for path in sorted(glob.glob(os.path.join(output_dir, "*.json"))):
-    if os.path.basename(path) == SUMMARY_NAME:
-      continue
-    try:
-      with open(path) as f:
-        result = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-      logging.warning("%s: skipped (%s).", path, e)
-      continue
-    if not isinstance(result, dict) or result.get("kind") != RESULT_KIND:
-      continue
+  for path, result in files.load_results(output_dir, RESULT_KIND, skip=(SUMMARY_NAME,)):
     for row in result.get("rows", []):
       rows.append({field: row.get(field) for field in SUMMARY_FIELDS} | {"file": os.path.basename(path)})
   write_json(rows, os.path.join(output_dir, SUMMARY_NAME))

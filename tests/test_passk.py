@@ -22,20 +22,14 @@ from qmotto import passk_report
 from qmotto.models import loading
 from tests.models import helpers
 
+from .fakes import Problem
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from configs import passk as passk_config  # noqa: E402
 
 CHARSET = "0123456789+="
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-  index: int
-  question: str
-  answer: str
-  entry: dict
 
 
 @dataclasses.dataclass(frozen=True)

@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import glob
 import json
 import math
 import os
@@ -831,17 +830,7 @@ def run(config, *, command: str = "", task=None, reward_fn: RewardFn | None = No
 
 def load_results(output_dir: str) -> list[dict]:
   """Every GRPO result file in output_dir, sorted by (task, sampler, seed)."""
-  results = []
-  for path in sorted(glob.glob(os.path.join(output_dir, "*.json"))):
-    if os.path.basename(path) == SUMMARY_NAME:
-      continue
-    try:
-      with open(path) as f:
-        result = json.load(f)
-    except (OSError, ValueError):
-      continue
-    if isinstance(result, dict) and result.get("kind") == RESULT_KIND:
-      results.append(result)
+  results = [result for _, result in files.load_results(output_dir, RESULT_KIND, skip=(SUMMARY_NAME,))]
   return sorted(results, key=lambda r: (r["task"], r["sampler"], r["seed"]))
 
 
