@@ -26,33 +26,12 @@ completions per group vs step), summary.json and summary_<task>.png.
 
 import ml_collections
 
+from qmotto import config_args
+
 TASKS = ("countdown", "maze", "mini_sudoku", "arc_1d")
-_KEYS = ("task", "sampler", "seed")
-_FLAGS = ("smoke",)
 
 # Random-init (smoke) prompt and completion lengths for the tasks' default options.
 _SMOKE_LENGTHS = {"countdown": (14, 12), "maze": (24, 4), "mini_sudoku": (22, 22), "arc_1d": (80, 12)}
-
-
-def parse_arg(arg: str) -> tuple[dict, set]:
-  """'task=maze,sampler=lattice,seed=1,smoke' -> ({'task': 'maze', ...}, {'smoke'}).
-
-  Flags may also be written 'smoke=1' / 'smoke=0'.
-  """
-  values, flags = {}, set()
-  for item in filter(None, (x.strip() for x in (arg or "").split(","))):
-    key, eq, value = item.partition("=")
-    if key in _FLAGS and (not eq or value in ("0", "1")):
-      if not eq or value == "1":
-        flags.add(key)
-    elif key in _KEYS and eq and value:
-      values[key] = value
-    else:
-      raise ValueError(
-          f"configs/grpo.py: bad argument {item!r}; expected key=value with key in {_KEYS}, or a flag in "
-          f"{_FLAGS}, e.g. 'task=countdown,sampler=lattice,seed=0' or 'task=countdown,smoke'."
-      )
-  return values, flags
 
 
 def _model(hidden: int, layers: int, heads: int, mlp: int) -> ml_collections.ConfigDict:
@@ -63,17 +42,11 @@ def _model(hidden: int, layers: int, heads: int, mlp: int) -> ml_collections.Con
 
 
 def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
-  values, flags = parse_arg(arg)
-  task = values.get("task", "countdown")
-  if task not in TASKS:
-    raise ValueError(f"configs/grpo.py: task must be one of {TASKS}, got {task!r}.")
-  sampler = values.get("sampler", "lattice")
-  try:
-    seed = int(values.get("seed", "0"))
-  except ValueError:
-    seed = -1
-  if seed < 0:
-    raise ValueError(f"configs/grpo.py: seed must be an int >= 0, got {values.get('seed')!r}.")
+  args = config_args.parse_arg(
+      arg, "configs/grpo.py", example="task=countdown,sampler=lattice,seed=0", choices={"task": TASKS},
+      task="countdown", sampler="lattice", seed=0, smoke=False,
+  )
+  task, sampler, seed = args["task"], args["sampler"], args["seed"]
 
   config = ml_collections.ConfigDict()
   # The initial policy: an SFT checkpoint (its task, tokenizer and lengths), or
@@ -132,7 +105,7 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   config.output_dir = "results/grpo"
   config.plot = True
 
-  if "smoke" in flags:
+  if args["smoke"]:
     config.init_checkpoint = ""
     config.model = _model(hidden=32, layers=1, heads=2, mlp=64)
     config.prompt_len, config.max_new_tokens = _SMOKE_LENGTHS[task]

@@ -293,7 +293,8 @@ def test_config_variants_and_bad_arguments():
     grpo.check_config(smoke)
     assert smoke.init_checkpoint == "" and smoke.num_steps < config.num_steps
   for arg, match in [("task=chess", "task must be one of"), ("task=maze,size=3", "bad argument"),
-                     ("seed=-1", "seed must be an int >= 0"), ("smoke=2", "bad argument")]:
+                     ("seed=-1", "seed must be an int >= 0"), ("smoke=2", "smoke must be 0 or 1"),
+                     ("seed", "bad argument"), ("task=", "bad argument")]:
     with pytest.raises(ValueError, match=match):
       grpo_config.get_config(arg)
 
