@@ -644,7 +644,8 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: RewardFn 
     "steps_to_target" (config.target > 0, else None), "train_seconds" (wall
     time, summed over resumes), "seconds_per_step" (this process's steps,
     sampling + rewards + updates, without evaluations and checkpoints),
-    "num_params", "workdir"}.
+    "num_params", "init" ({"checkpoint", "step"} of the initial policy;
+    "" and 0 for a random one), "workdir"}.
 
   Raises:
     ValueError: a bad config value (named), a reward function that raises or
@@ -777,6 +778,7 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: RewardFn 
       "train_seconds": train_seconds,
       "seconds_per_step": float(np.mean(step_seconds)) if step_seconds else None,
       "num_params": sft.num_params(state.params),
+      "init": policy.init,
       "workdir": workdir,
   }
 
@@ -828,9 +830,23 @@ def run(config, *, command: str = "", task=None, reward_fn: RewardFn | None = No
   return result
 
 
-def load_results(output_dir: str) -> list[dict]:
-  """Every GRPO result file in output_dir, sorted by (task, sampler, seed)."""
-  results = [result for _, result in files.load_results(output_dir, RESULT_KIND, skip=(SUMMARY_NAME,))]
+def load_results(output_dirs: str | Sequence[str]) -> list[dict]:
+  """Every GRPO result file in one folder or several, sorted by (task, sampler, seed).
+
+  Each result gets "results_dir", the folder it was read from.
+
+  Raises:
+    ValueError: two folders hold a result of the same (task, sampler, seed).
+  """
+  dirs = [output_dirs] if isinstance(output_dirs, str) else list(output_dirs)
+  results, seen = [], {}
+  for directory in dirs:
+    for path, result in files.load_results(directory, RESULT_KIND, skip=(SUMMARY_NAME,)):
+      run = (result["task"], result["sampler"], result["seed"])
+      if run in seen:
+        raise ValueError(f"{path} and {seen[run]} are both results of (task, sampler, seed) = {run}.")
+      seen[run] = path
+      results.append({**result, "results_dir": directory})
   return sorted(results, key=lambda r: (r["task"], r["sampler"], r["seed"]))
 
 
@@ -856,8 +872,11 @@ def _t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, fl
   return mean, mean - half, mean + half
 
 
-def build_summary(output_dir: str) -> dict:
+def build_summary(output_dirs: str | Sequence[str]) -> dict:
   """Steps to a target held-out metric per (task, sampler, seed), and per (task, sampler) with intervals.
+
+  `output_dirs`: one results folder or several (`load_results`), e.g. one
+  experiment per task family.
 
   The target of a task is its runs' `config.target` when > 0; otherwise the
   mean final `target_metric` of its i.i.d. runs (the paper's question: how
@@ -868,7 +887,8 @@ def build_summary(output_dir: str) -> dict:
     {"rows": [{"task", "sampler", "seed", "steps_to_target", "target",
     "target_metric", "final", "mean_eval" (mean of the metric over the
     evaluations after step 0), "num_steps", "eval_every", "zero_variance"
-    (mean over the run), "distinct" (mean)}], "aggregate": [{"task",
+    (mean over the run), "distinct" (mean), "init_checkpoint", "init_step"
+    (the starting policy), "results_dir"}], "aggregate": [{"task",
     "sampler", "seeds", "reached", "mean_steps", "ci_low", "ci_high"
     (t-interval over seeds; unreached runs count as num_steps, a lower
     bound, and "censored" says how many), "final" and "mean_eval"
@@ -876,7 +896,7 @@ def build_summary(output_dir: str) -> dict:
     "distinct", "steps_saved_vs_iid" (1 - mean steps / i.i.d. mean
     steps)}]}.
   """
-  results = load_results(output_dir)
+  results = load_results(output_dirs)
   rows = []
   for task in sorted({r["task"] for r in results}):
     runs = [r for r in results if r["task"] == task]
@@ -886,6 +906,8 @@ def build_summary(output_dir: str) -> dict:
       finals = [_final_metric(r, metric) for r in runs if r["sampler"] == BASELINE_SAMPLER]
       finals = [x for x in finals if x is not None]
       target = float(np.mean(finals)) if finals else None
+    if len({(r["config"].get("target", 0.0), r["config"].get("target_metric", "pass@1")) for r in runs}) > 1:
+      raise ValueError(f"the {task} runs were given different config.target / target_metric values.")
     for r in runs:
       train_records = [x for x in r["log"] if x.get("kind") == "train"]
       rows.append({
@@ -896,6 +918,9 @@ def build_summary(output_dir: str) -> dict:
           "num_steps": r["config"]["num_steps"], "eval_every": r["config"]["eval_every"],
           "zero_variance": float(np.mean([x["zero_variance"] for x in train_records])) if train_records else None,
           "distinct": float(np.mean([x["distinct"] for x in train_records])) if train_records else None,
+          "init_checkpoint": r["config"].get("init_checkpoint"),
+          "init_step": r.get("metrics", {}).get("init", {}).get("step", r["config"].get("init_step")),
+          "results_dir": r["results_dir"],
       })
   aggregate = []
   for task, sampler in sorted({(r["task"], r["sampler"]) for r in rows}):

@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import os
+import subprocess
 import sys
 
 import jax
@@ -280,6 +281,48 @@ def test_summary_steps_to_target_against_iid(tmp_path):
   assert rows["lattice", 0]["mean_eval"] == pytest.approx(0.5)
   assert "lattice" in grpo.format_summary(summary)
   assert grpo.steps_to_target(runs[0]["log"], 0.15) == 10 and grpo.steps_to_target(runs[0]["log"], 0.9) is None
+
+
+def _write_results(folder, runs):
+  folder.mkdir(parents=True, exist_ok=True)
+  for r in runs:
+    (folder / f"{grpo.result_name(r['task'], r['sampler'], r['seed'])}.json").write_text(json.dumps(r))
+
+
+def test_summary_over_several_folders_keeps_each_task_target(tmp_path):
+  _write_results(tmp_path / "a", [_fake_result("a", "iid", 0, [0.1, 0.3], target=0.25),
+                                  _fake_result("a", "lattice", 0, [0.3, 0.3], target=0.25)])
+  _write_results(tmp_path / "b", [_fake_result("b", "iid", 0, [0.5, 0.6, 0.7], target=0.65)])
+  summary = grpo.build_summary([str(tmp_path / "a"), str(tmp_path / "b")])
+  rows = {(r["task"], r["sampler"]): r for r in summary["rows"]}
+  assert rows["a", "iid"]["steps_to_target"] == 10 and rows["a", "lattice"]["steps_to_target"] == 0
+  assert rows["b", "iid"]["target"] == 0.65 and rows["b", "iid"]["steps_to_target"] == 20
+  assert rows["b", "iid"]["results_dir"] == str(tmp_path / "b")
+  assert grpo.build_summary(str(tmp_path / "a"))["rows"] == summary["rows"][:2]
+
+  _write_results(tmp_path / "c", [_fake_result("a", "iid", 0, [0.1])])
+  with pytest.raises(ValueError, match=r"both results of \(task, sampler, seed\) = \('a', 'iid', 0\)"):
+    grpo.build_summary([str(tmp_path / "a"), str(tmp_path / "c")])
+  _write_results(tmp_path / "d", [_fake_result("a", "stratified", 0, [0.1, 0.2], target=0.5)])
+  with pytest.raises(ValueError, match="the a runs were given different config.target"):
+    grpo.build_summary([str(tmp_path / "a"), str(tmp_path / "d")])
+
+
+def test_summary_runner_writes_one_summary_of_several_folders(tmp_path):
+  _write_results(tmp_path / "a", [_fake_result("a", "iid", 0, [0.1, 0.3], target=0.25)])
+  _write_results(tmp_path / "b", [_fake_result("b", "lattice", 1, [0.5, 0.6, 0.7], target=0.65)])
+  out = tmp_path / "all" / "summary.json"
+  proc = subprocess.run(
+      [sys.executable, "experiments/grpo_summary.py", f"--results={tmp_path / 'a'},{tmp_path / 'b'}",
+       f"--output={out}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  summary = json.loads(out.read_text())
+  assert [(r["task"], r["sampler"], r["seed"], r["steps_to_target"]) for r in summary["rows"]] == [
+      ("a", "iid", 0, 10), ("b", "lattice", 1, 20)]
+  assert (tmp_path / "all" / "summary_a.png").exists() and (tmp_path / "all" / "summary_b.png").exists()
+  assert "lattice" in proc.stdout
 
 
 def test_config_variants_and_bad_arguments():
