@@ -279,6 +279,11 @@ def test_summary_steps_to_target_against_iid(tmp_path):
   assert agg["lattice"]["mean_steps"] == 20 and agg["lattice"]["steps_saved_vs_iid"] == pytest.approx(1 / 3)
   assert agg["lattice"]["final"]["mean"] == pytest.approx(0.35) and agg["iid"]["mean_eval"]["mean"] == pytest.approx(1 / 3)
   assert rows["lattice", 0]["mean_eval"] == pytest.approx(0.5)
+  # Per seed, lattice - iid: steps 10 - 30 (seed 0 iid unreached: 30), 30 - 30; curves 0.5 - 0.3, 0.2 - 0.3667.
+  paired = agg["lattice"]["paired_vs_iid"]
+  assert agg["iid"]["paired_vs_iid"] is None and paired["seeds"] == 2
+  assert paired["steps_diff"]["mean"] == pytest.approx(-10.0) and paired["steps_diff"]["ci_low"] < -10.0
+  assert paired["mean_eval_diff"]["mean"] == pytest.approx((0.2 - 1 / 6) / 2)
   assert "lattice" in grpo.format_summary(summary)
   assert grpo.steps_to_target(runs[0]["log"], 0.15) == 10 and grpo.steps_to_target(runs[0]["log"], 0.9) is None
 
