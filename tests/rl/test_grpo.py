@@ -336,7 +336,8 @@ def test_config_variants_and_bad_arguments():
       config = grpo_config.get_config(f"task={task},sampler={sampler},seed=2")
       grpo.check_config(config)
       assert config.init_checkpoint == f"checkpoints/{task}" and config.seed == 2
-      assert config.workdir == f"tmp/grpo/{task}/{sampler}_seed2"
+      assert config.workdir == f"tmp/grpo/{task}_experiment/{sampler}_seed2"
+      assert config.output_dir == f"results/grpo/{task}_experiment"
     smoke = grpo_config.get_config(f"task={task},smoke")
     grpo.check_config(smoke)
     assert smoke.init_checkpoint == "" and smoke.num_steps < config.num_steps
@@ -345,6 +346,19 @@ def test_config_variants_and_bad_arguments():
                      ("seed", "bad argument"), ("task=", "bad argument")]:
     with pytest.raises(ValueError, match=match):
       grpo_config.get_config(arg)
+
+
+@pytest.mark.parametrize("task", ["maze", "mini_sudoku", "arc_1d"])
+def test_config_defaults_reproduce_the_committed_experiment(task):
+  """Each committed result of results/grpo/<task>_experiment was run with what get_config gives today."""
+  folder = os.path.join(REPO, "results", "grpo", f"{task}_experiment")
+  results = grpo.load_results(folder)
+  assert len(results) >= 9 and {r["sampler"] for r in results} == {"iid", "stratified", "lattice"}
+  fields = grpo._RUN_FIELDS + ("target", "target_metric", "eval_every", "eval_problems", "eval_samples",
+                               "checkpoint_every", "output_dir", "workdir")
+  for r in results:
+    config = grpo_config.get_config(f"task={task},sampler={r['sampler']},seed={r['seed']}").to_dict()
+    assert {f: config[f] for f in fields} == {f: r["config"][f] for f in fields}, (r["sampler"], r["seed"])
 
 
 def test_smoke_config_end_to_end(tmp_path):
