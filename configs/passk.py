@@ -30,41 +30,21 @@ under <workdir>/ so an interrupted run resumes where it stopped.
 
 import ml_collections
 
+from qmotto import config_args
+
 SMOLLM2 = "smollm2-135m-instruct"
 MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
-_KEYS = ("task", "model")
-_FLAGS = ("chat", "smoke", "quick")
-
-
-def parse_arg(arg: str) -> tuple[dict, set]:
-  """"task=maze,model=smollm2,smoke" -> ({"task": "maze", "model": "smollm2"}, {"smoke"}).
-
-  Flags may also be written "smoke=1" / "smoke=0", as configs/train_task.py does.
-  """
-  values, flags = {}, set()
-  for item in filter(None, (x.strip() for x in (arg or "").split(","))):
-    key, eq, value = item.partition("=")
-    if item == "default":
-      continue
-    if key in _FLAGS and (not eq or value in ("0", "1")):
-      if not eq or value == "1":
-        flags.add(key)
-    elif key in _KEYS and eq and value:
-      values[key] = value
-    else:
-      raise ValueError(
-          f"configs/passk.py: bad argument {item!r}; expected key=value with key in {_KEYS}, or a "
-          f"flag in {_FLAGS}, e.g. 'task=maze' or 'model=smollm2,task=chain_sum,smoke'."
-      )
-  return values, flags
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  values, flags = parse_arg(arg)
-  if "quick" in flags:  # the README's main job: the shipped Countdown model by default.
-    values.setdefault("task", "countdown")
-  task = values.get("task", "")
-  model = MODEL_ALIASES.get(values.get("model", ""), values.get("model", ""))
+  args = config_args.parse_arg(
+      "" if arg == "default" else arg, "configs/passk.py", example="model=smollm2,task=chain_sum,smoke",
+      task="", model="", chat=False, smoke=False, quick=False,
+  )
+  if args["quick"] and not args["task"]:  # the README's main job: the shipped Countdown model by default.
+    args["task"] = "countdown"
+  task = args["task"]
+  model = MODEL_ALIASES.get(args["model"], args["model"])
   if not model and task:
     model = f"checkpoints/{task}"
   config = ml_collections.ConfigDict()
@@ -103,7 +83,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.progress = True  # a tqdm bar when stderr is a terminal.
   config.plot = True
 
-  chat = model == SMOLLM2 or "chat" in flags
+  chat = model == SMOLLM2 or args["chat"]
   if chat and not task:
     raise ValueError(f"configs/passk.py: model={model!r} needs task=<name> (it has no task metadata).")
   if chat:
@@ -114,7 +94,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     config.replications = 2
     config.iid_replications = 4
     config.problems_per_call = 1
-  if "quick" in flags:
+  if args["quick"]:
     # The README's first command: i.i.d. vs lattice and Sobol on 128 test
     # problems, one group of 64 each, in about a minute after installing.
     config.num_problems = 128
@@ -123,7 +103,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
     config.num_resamples = 500
     config.output_dir = "/tmp/qmotto_quick"
     config.workdir = "/tmp/qmotto_quick/partial"
-  if "smoke" in flags:
+  if args["smoke"]:
     config.num_problems = 2 if chat else 8
     config.group_size = 8
     config.replications = 2

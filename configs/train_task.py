@@ -39,23 +39,9 @@ arc_1d with all 70 rules and 3 examples reached 0.015 after 250 steps at
 
 import ml_collections
 
+from qmotto import config_args
+
 TASKS = ("countdown", "maze", "mini_sudoku", "arc_1d")
-_ARGS = ("task", "smoke")
-
-
-def parse_arg(arg: str) -> dict[str, str]:
-  """'task=maze,smoke=1' -> {'task': 'maze', 'smoke': '1'}; unknown keys raise ValueError."""
-  values = {}
-  for item in filter(None, (arg or "").split(",")):
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or key not in _ARGS:
-      raise ValueError(
-          f"configs/train_task.py: bad argument {item!r}; expected key=value with key in {_ARGS}, "
-          f"e.g. 'task=maze' or 'task=countdown,smoke=1'."
-      )
-    values[key] = value.strip()
-  return values
 
 
 def _model(hidden: int, layers: int, heads: int, mlp: int) -> ml_collections.ConfigDict:
@@ -114,13 +100,10 @@ _FAMILIES = {
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  args = parse_arg(arg)
-  task = args.get("task")
-  if task not in TASKS:
-    raise ValueError(f"configs/train_task.py: task must be one of {TASKS} (e.g. ':task=maze'), got {task!r}.")
-  smoke = args.get("smoke", "0")
-  if smoke not in ("0", "1"):
-    raise ValueError(f"configs/train_task.py: smoke must be 0 or 1, got {smoke!r}.")
+  args = config_args.parse_arg(
+      arg, "configs/train_task.py", example="task=countdown,smoke=1", choices={"task": TASKS}, task="", smoke=False
+  )
+  task = args["task"]
   family = _FAMILIES[task]
 
   config = ml_collections.ConfigDict()
@@ -155,7 +138,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
   config.workdir = f"checkpoints/{task}"
   config.output = f"results/train/{task}.json"
 
-  if smoke == "1":
+  if args["smoke"]:
     config.model = _model(hidden=32, layers=1, heads=2, mlp=64)
     config.batch_size = 8
     config.num_steps = 6

@@ -894,7 +894,10 @@ def build_summary(output_dirs: str | Sequence[str]) -> dict:
     bound, and "censored" says how many), "final" and "mean_eval"
     ({"mean", "ci_low", "ci_high"} over seeds), "zero_variance",
     "distinct", "steps_saved_vs_iid" (1 - mean steps / i.i.d. mean
-    steps)}]}.
+    steps), "paired_vs_iid" (None for i.i.d.; else over the seeds both
+    samplers ran, which share prompts and evaluation keys: {"seeds",
+    "steps_diff", "mean_eval_diff"}, each {"mean", "ci_low", "ci_high"} of
+    sampler minus i.i.d.)}]}.
   """
   results = load_results(output_dirs)
   rows = []
@@ -942,18 +945,42 @@ def build_summary(output_dirs: str | Sequence[str]) -> dict:
   for a in aggregate:
     iid = [b for b in aggregate if b["task"] == a["task"] and b["sampler"] == BASELINE_SAMPLER]
     a["steps_saved_vs_iid"] = (1.0 - a["mean_steps"] / iid[0]["mean_steps"]) if iid and iid[0]["mean_steps"] else None
+    a["paired_vs_iid"] = _paired_vs_iid(rows, a["task"], a["sampler"])
   return {"rows": rows, "aggregate": aggregate}
 
 
+def _paired_vs_iid(rows: Sequence[dict], task: str, sampler: str) -> dict | None:
+  """Per-seed differences sampler - i.i.d. over the seeds both ran (same prompts and eval keys).
+
+  Steps of unreached runs count as num_steps, as in the aggregate.
+  """
+  if sampler == BASELINE_SAMPLER:
+    return None
+  by_seed = lambda name: {r["seed"]: r for r in rows if r["task"] == task and r["sampler"] == name}  # noqa: E731
+  mine, iid = by_seed(sampler), by_seed(BASELINE_SAMPLER)
+  seeds = sorted(set(mine) & set(iid))
+  if not seeds:
+    return None
+  steps = lambda r: r["num_steps"] if r["steps_to_target"] is None else r["steps_to_target"]  # noqa: E731
+  interval = lambda values: dict(zip(("mean", "ci_low", "ci_high"), _t_interval(values)))  # noqa: E731
+  paired = {"seeds": len(seeds), "steps_diff": interval([steps(mine[s]) - steps(iid[s]) for s in seeds])}
+  curves = [(mine[s]["mean_eval"], iid[s]["mean_eval"]) for s in seeds]
+  if all(a is not None and b is not None for a, b in curves):
+    paired["mean_eval_diff"] = interval([a - b for a, b in curves])
+  return paired
+
+
 def format_summary(summary: dict) -> str:
-  """The aggregate rows as a table."""
+  """The aggregate rows as a table ("paired diff": steps minus i.i.d.'s, per seed)."""
   lines = [f"{'task':<12} {'sampler':<11} {'seeds':>5} {'reached':>7} {'steps (95% CI)':>24} {'saved':>7} "
-           f"{'final':>6} {'mean eval':>9} {'zero-var':>8} {'distinct':>8}"]
+           f"{'paired diff (95% CI)':>22} {'final':>6} {'mean eval':>9} {'zero-var':>8} {'distinct':>8}"]
   for a in summary["aggregate"]:
     saved = "-" if a["steps_saved_vs_iid"] is None else f"{a['steps_saved_vs_iid']:+.0%}"
+    diff = (a.get("paired_vs_iid") or {}).get("steps_diff")
+    diff = "-" if diff is None else f"{diff['mean']:+.1f} [{diff['ci_low']:+.1f}, {diff['ci_high']:+.1f}]"
     lines.append(
         f"{a['task']:<12} {a['sampler']:<11} {a['seeds']:>5} {a['reached']:>7} "
-        f"{a['mean_steps']:>8.1f} [{a['ci_low']:>6.1f}, {a['ci_high']:>6.1f}] {saved:>7} "
+        f"{a['mean_steps']:>8.1f} [{a['ci_low']:>6.1f}, {a['ci_high']:>6.1f}] {saved:>7} {diff:>22} "
         f"{_fmt(a['final']):>6} {_fmt(a['mean_eval']):>9} {a['zero_variance']:>8.3f} {a['distinct']:>8.2f}"
     )
   return "\n".join(lines)

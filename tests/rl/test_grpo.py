@@ -279,6 +279,11 @@ def test_summary_steps_to_target_against_iid(tmp_path):
   assert agg["lattice"]["mean_steps"] == 20 and agg["lattice"]["steps_saved_vs_iid"] == pytest.approx(1 / 3)
   assert agg["lattice"]["final"]["mean"] == pytest.approx(0.35) and agg["iid"]["mean_eval"]["mean"] == pytest.approx(1 / 3)
   assert rows["lattice", 0]["mean_eval"] == pytest.approx(0.5)
+  # Per seed, lattice - iid: steps 10 - 30 (seed 0 iid unreached: 30), 30 - 30; curves 0.5 - 0.3, 0.2 - 0.3667.
+  paired = agg["lattice"]["paired_vs_iid"]
+  assert agg["iid"]["paired_vs_iid"] is None and paired["seeds"] == 2
+  assert paired["steps_diff"]["mean"] == pytest.approx(-10.0) and paired["steps_diff"]["ci_low"] < -10.0
+  assert paired["mean_eval_diff"]["mean"] == pytest.approx((0.2 - 1 / 6) / 2)
   assert "lattice" in grpo.format_summary(summary)
   assert grpo.steps_to_target(runs[0]["log"], 0.15) == 10 and grpo.steps_to_target(runs[0]["log"], 0.9) is None
 
@@ -331,14 +336,29 @@ def test_config_variants_and_bad_arguments():
       config = grpo_config.get_config(f"task={task},sampler={sampler},seed=2")
       grpo.check_config(config)
       assert config.init_checkpoint == f"checkpoints/{task}" and config.seed == 2
-      assert config.workdir == f"tmp/grpo/{task}/{sampler}_seed2"
+      assert config.workdir == f"tmp/grpo/{task}_experiment/{sampler}_seed2"
+      assert config.output_dir == f"results/grpo/{task}_experiment"
     smoke = grpo_config.get_config(f"task={task},smoke")
     grpo.check_config(smoke)
     assert smoke.init_checkpoint == "" and smoke.num_steps < config.num_steps
   for arg, match in [("task=chess", "task must be one of"), ("task=maze,size=3", "bad argument"),
-                     ("seed=-1", "seed must be an int >= 0"), ("smoke=2", "bad argument")]:
+                     ("seed=-1", "seed must be an int >= 0"), ("smoke=2", "smoke must be 0 or 1"),
+                     ("seed", "bad argument"), ("task=", "bad argument")]:
     with pytest.raises(ValueError, match=match):
       grpo_config.get_config(arg)
+
+
+@pytest.mark.parametrize("task", ["maze", "mini_sudoku", "arc_1d"])
+def test_config_defaults_reproduce_the_committed_experiment(task):
+  """Each committed result of results/grpo/<task>_experiment was run with what get_config gives today."""
+  folder = os.path.join(REPO, "results", "grpo", f"{task}_experiment")
+  results = grpo.load_results(folder)
+  assert len(results) >= 9 and {r["sampler"] for r in results} == {"iid", "stratified", "lattice"}
+  fields = grpo._RUN_FIELDS + ("target", "target_metric", "eval_every", "eval_problems", "eval_samples",
+                               "checkpoint_every", "output_dir", "workdir")
+  for r in results:
+    config = grpo_config.get_config(f"task={task},sampler={r['sampler']},seed={r['seed']}").to_dict()
+    assert {f: config[f] for f in fields} == {f: r["config"][f] for f in fields}, (r["sampler"], r["seed"])
 
 
 def test_smoke_config_end_to_end(tmp_path):
