@@ -25,7 +25,8 @@ Smoke (a tiny random model, a few steps, seconds; what the tests and colab/grpo.
 
 Results: <output_dir>/<task>_<sampler>_seed<seed>.json (metrics, log, config,
 command) and .png (reward, held-out pass@1, zero-variance groups, distinct
-completions per group vs step), summary.json and summary_<task>.png.
+completions per group vs step), summary.json (one row per run), summary_by_sampler.json
+and summary_<task>.png.
 """
 
 import ml_collections

@@ -1,11 +1,13 @@
 r"""Rebuilds a GRPO summary.json from one or more results folders (e.g. one experiment per task family).
 
   python experiments/grpo_summary.py \
-      --results=results/grpo/maze_experiment,results/grpo/countdown_experiment \
-      --output=results/grpo/summary.json
+      --results=results/grpo/maze_experiment,results/grpo/mini_sudoku_experiment,results/grpo/arc_1d_experiment \
+      --output_dir=results/grpo
 
-Prints the per-(task, sampler) table; writes the summary (`grpo.build_summary`)
-and, beside it, summary_<task>.png for every task.
+Prints the per-(task, sampler) table; writes <output_dir>/summary.json (one row
+per run: task, sampler, seed, steps_to_target, ...), summary_by_sampler.json
+(means with intervals, paired differences from i.i.d.) and summary_<task>.png
+for every task (`grpo.build_summary`, `grpo.write_summary`).
 """
 
 import os
@@ -13,11 +15,10 @@ import os
 from absl import app
 from absl import flags
 
-from qmotto import files
 from qmotto.rl import grpo
 
 _RESULTS = flags.DEFINE_list("results", None, "Comma-separated folders of GRPO result files.", required=True)
-_OUTPUT = flags.DEFINE_string("output", "results/grpo/summary.json", "Where to write the summary.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/grpo", "Where to write the summary files and plots.")
 
 
 def main(argv):
@@ -25,12 +26,11 @@ def main(argv):
   summary = grpo.build_summary(_RESULTS.value)
   if not summary["rows"]:
     raise app.UsageError(f"--results={','.join(_RESULTS.value)} holds no GRPO result files.")
-  files.write_json(summary, _OUTPUT.value)
-  paths = [_OUTPUT.value]
+  paths = list(grpo.write_summary(summary, _OUTPUT_DIR.value).values())
   results = grpo.load_results(_RESULTS.value)
   for task in sorted({r["task"] for r in results}):
     runs = [r for r in results if r["task"] == task]
-    path = os.path.join(os.path.dirname(_OUTPUT.value), f"summary_{task}.png")
+    path = os.path.join(_OUTPUT_DIR.value, f"summary_{task}.png")
     grpo.save_figure(grpo.figure_runs(runs, title=f"GRPO {task}: {len(runs)} runs"), path)
     paths.append(path)
   print(grpo.format_summary(summary))

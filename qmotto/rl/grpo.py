@@ -104,7 +104,8 @@ from qmotto.train import sft
 STYLE = "compact"
 LOG_NAME = "grpo_log.jsonl"
 RESULT_KIND = "qmotto.grpo"
-SUMMARY_NAME = "summary.json"
+SUMMARY_NAME = "summary.json"  # the per-run rows (a list).
+AGGREGATE_NAME = "summary_by_sampler.json"  # the per-(task, sampler) rows.
 REWARDS = ("binary", "partial")
 LOSS_AGGREGATIONS = ("sequence", "token_mean", "sequence_mean")
 PROGRESS_BAR = ("auto", "on", "off")
@@ -795,11 +796,11 @@ _atomic_write_json = files.write_json
 
 
 def run(config, *, command: str = "", task=None, reward_fn: RewardFn | None = None) -> dict:
-  """`train`, then <output_dir>/<task>_<sampler>_seed<seed>.json (+ .png) and summary.json (+ .png).
+  """`train`, then <output_dir>/<task>_<sampler>_seed<seed>.json (+ .png) and the summary (+ .png).
 
   The result file holds the final metrics, the whole log, the config and the
-  command; summary.json is rebuilt from every result file in output_dir
-  (`build_summary`).
+  command; the summary is rebuilt from every result file in output_dir
+  (`build_summary`, `write_summary`).
   """
   metrics = train(config, task=task, reward_fn=reward_fn)
   records = read_log(metrics["workdir"])
@@ -817,9 +818,7 @@ def run(config, *, command: str = "", task=None, reward_fn: RewardFn | None = No
   path = os.path.join(config.output_dir, name + ".json")
   _atomic_write_json(result, path)
   paths = {"result": path}
-  summary = build_summary(config.output_dir)
-  paths["summary"] = os.path.join(config.output_dir, SUMMARY_NAME)
-  _atomic_write_json(summary, paths["summary"])
+  paths.update(write_summary(build_summary(config.output_dir), config.output_dir))
   if config.plot:
     paths["plot"] = os.path.join(config.output_dir, name + ".png")
     save_figure(figure_runs([result]), paths["plot"])
@@ -841,7 +840,7 @@ def load_results(output_dirs: str | Sequence[str]) -> list[dict]:
   dirs = [output_dirs] if isinstance(output_dirs, str) else list(output_dirs)
   results, seen = [], {}
   for directory in dirs:
-    for path, result in files.load_results(directory, RESULT_KIND, skip=(SUMMARY_NAME,)):
+    for path, result in files.load_results(directory, RESULT_KIND, skip=(SUMMARY_NAME, AGGREGATE_NAME)):
       run = (result["task"], result["sampler"], result["seed"])
       if run in seen:
         raise ValueError(f"{path} and {seen[run]} are both results of (task, sampler, seed) = {run}.")
@@ -968,6 +967,15 @@ def _paired_vs_iid(rows: Sequence[dict], task: str, sampler: str) -> dict | None
   if all(a is not None and b is not None for a, b in curves):
     paired["mean_eval_diff"] = interval([a - b for a, b in curves])
   return paired
+
+
+def write_summary(summary: dict, output_dir: str) -> dict[str, str]:
+  """Writes `build_summary`'s rows to output_dir/summary.json (a list, one row per run) and its
+  aggregate to output_dir/summary_by_sampler.json; returns {"summary", "summary_by_sampler"} paths."""
+  paths = {"summary": os.path.join(output_dir, SUMMARY_NAME), "summary_by_sampler": os.path.join(output_dir, AGGREGATE_NAME)}
+  _atomic_write_json(summary["rows"], paths["summary"])
+  _atomic_write_json(summary["aggregate"], paths["summary_by_sampler"])
+  return paths
 
 
 def format_summary(summary: dict) -> str:

@@ -316,16 +316,18 @@ def test_summary_over_several_folders_keeps_each_task_target(tmp_path):
 def test_summary_runner_writes_one_summary_of_several_folders(tmp_path):
   _write_results(tmp_path / "a", [_fake_result("a", "iid", 0, [0.1, 0.3], target=0.25)])
   _write_results(tmp_path / "b", [_fake_result("b", "lattice", 1, [0.5, 0.6, 0.7], target=0.65)])
-  out = tmp_path / "all" / "summary.json"
+  out = tmp_path / "all"
   proc = subprocess.run(
       [sys.executable, "experiments/grpo_summary.py", f"--results={tmp_path / 'a'},{tmp_path / 'b'}",
-       f"--output={out}"],
+       f"--output_dir={out}"],
       cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"},
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  summary = json.loads(out.read_text())
-  assert [(r["task"], r["sampler"], r["seed"], r["steps_to_target"]) for r in summary["rows"]] == [
+  rows = json.loads((out / grpo.SUMMARY_NAME).read_text())  # the format: a list of per-run rows.
+  assert [(r["task"], r["sampler"], r["seed"], r["steps_to_target"]) for r in rows] == [
       ("a", "iid", 0, 10), ("b", "lattice", 1, 20)]
+  by_sampler = json.loads((out / grpo.AGGREGATE_NAME).read_text())
+  assert [(a["task"], a["sampler"], a["mean_steps"]) for a in by_sampler] == [("a", "iid", 10.0), ("b", "lattice", 20.0)]
   assert (tmp_path / "all" / "summary_a.png").exists() and (tmp_path / "all" / "summary_b.png").exists()
   assert "lattice" in proc.stdout
 
@@ -370,8 +372,9 @@ def test_smoke_config_end_to_end(tmp_path):
   saved = json.loads((tmp_path / "results" / "countdown_lattice_seed0.json").read_text())
   assert saved["kind"] == grpo.RESULT_KIND and saved["metrics"]["step"] == config.num_steps and "smoke" in saved["command"]
   assert [r["step"] for r in saved["log"] if r["kind"] == "eval"] == [0, 2, 4]
-  summary = json.loads((tmp_path / "results" / grpo.SUMMARY_NAME).read_text())
-  assert summary["rows"][0]["task"] == "countdown" and summary["rows"][0]["sampler"] == "lattice"
-  assert set(summary["rows"][0]) >= {"task", "sampler", "seed", "steps_to_target"}
+  rows = json.loads((tmp_path / "results" / grpo.SUMMARY_NAME).read_text())
+  assert isinstance(rows, list) and rows[0]["task"] == "countdown" and rows[0]["sampler"] == "lattice"
+  assert set(rows[0]) >= {"task", "sampler", "seed", "steps_to_target"}
+  assert json.loads((tmp_path / "results" / grpo.AGGREGATE_NAME).read_text())[0]["seeds"] == 1
   for name in ("plot", "summary_plot"):
     assert os.path.getsize(result["paths"][name]) > 1000
