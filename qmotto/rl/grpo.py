@@ -566,20 +566,10 @@ def initial_policy(config, *, task=None) -> Policy:
 # Log and checkpoints.
 
 
-_jsonable = files.to_jsonable
-
-
-_Log = files.JsonlLog
-
-
 def read_log(workdir: str) -> list[dict]:
   """The records of workdir/grpo_log.jsonl."""
   with open(os.path.join(workdir, LOG_NAME)) as f:
     return [json.loads(line) for line in f if line.strip()]
-
-
-def _run_fields(grpo_config: dict) -> dict:
-  return {name: grpo_config.get(name) for name in _RUN_FIELDS}
 
 
 def _restore(workdir: str, state: sft.TrainState, policy: Policy, config, updates_per_batch: int):
@@ -589,15 +579,7 @@ def _restore(workdir: str, state: sft.TrainState, policy: Policy, config, update
   where = f"{workdir}: checkpoint {restored.step}"
   if restored.model.config != policy.model.config:
     raise ValueError(f"{where} holds a different model ({restored.model.config}); use a fresh workdir.")
-  if meta.get("task") != _jsonable(policy.task.to_dict()):
-    raise ValueError(f"{where} was trained on task {meta.get('task')}, not {policy.task.to_dict()}; use a fresh workdir.")
-  saved, wanted = _run_fields(meta.get("grpo_config", {})), _run_fields(_jsonable(config.to_dict()))
-  changed = sorted(name for name in _RUN_FIELDS if saved[name] != wanted[name])
-  if changed:
-    raise ValueError(
-        f"{where} was trained with other values of {changed} (saved {[saved[n] for n in changed]}, "
-        f"config {[wanted[n] for n in changed]}); use a fresh workdir or the saved values."
-    )
+  sft.check_same_run(where, meta, policy.task, meta.get("grpo_config", {}), config, _RUN_FIELDS)
   if restored.extra is None:
     raise ValueError(f"{where} has no optimizer state to resume from; use a fresh workdir.")
   fresh = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), tree)  # noqa: E731
@@ -670,7 +652,7 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: RewardFn 
     state, start, train_seconds, last_eval = _restore(workdir, state, policy, config, config.updates_per_batch)
     logging.info("resumed %s from step %d", workdir, start)
   os.makedirs(workdir, exist_ok=True)
-  log = _Log(os.path.join(workdir, LOG_NAME), keep_through=start if start else -1)  # -1: a fresh log.
+  log = files.JsonlLog(os.path.join(workdir, LOG_NAME), keep_through=start if start else -1)  # -1: a fresh log.
   eval_set = sft.make_eval_set(tokenizer, task, config.eval_problems, policy.prompt_len)
   problems_of = _Problems(task, config.batch_size, config.train_pool_size, config.train_start)
   pad = jnp.int32(tokenizer.pad_id)
@@ -692,7 +674,7 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: RewardFn 
     }
     checkpoint_lib.save_checkpoint(
         workdir, llama.Model(mconfig, state.params), step, extra={"opt_state": state.opt_state},
-        metadata=_jsonable(metadata), max_to_keep=config.max_to_keep,
+        metadata=files.to_jsonable(metadata), max_to_keep=config.max_to_keep,
     )
 
   if start == 0 and config.eval_every:

@@ -44,7 +44,7 @@ import logging as std_logging
 import math
 import os
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -368,14 +368,21 @@ def evaluate(
 # Checkpoints and the log.
 
 
-_jsonable = files.to_jsonable
+def check_same_run(where: str, meta: dict, task, saved_config: dict, config, fields: Sequence[str]) -> None:
+  """Raises ValueError if a checkpoint (metadata `meta`, its run's config `saved_config`) is of another run.
 
-
-_Log = files.JsonlLog
-
-
-def _run_fields(train_config: dict) -> dict:
-  return {name: train_config.get(name) for name in _RUN_FIELDS}
+  Another run: another task, or other values of any of `fields` than `config`
+  has. Shared by the SFT and GRPO resumes; `where` names the checkpoint.
+  """
+  if meta.get("task") != files.to_jsonable(task.to_dict()):
+    raise ValueError(f"{where} was trained on task {meta.get('task')}, not {task.to_dict()}; use a fresh workdir.")
+  wanted = files.to_jsonable(config.to_dict())
+  changed = sorted(name for name in fields if saved_config.get(name) != wanted.get(name))
+  if changed:
+    raise ValueError(
+        f"{where} was trained with other values of {changed} (saved {[saved_config.get(n) for n in changed]}, "
+        f"config {[wanted.get(n) for n in changed]}); use a fresh workdir or the saved values."
+    )
 
 
 def _restore(workdir: str, state: TrainState, mconfig: llama.LlamaConfig, task, config):
@@ -385,15 +392,7 @@ def _restore(workdir: str, state: TrainState, mconfig: llama.LlamaConfig, task, 
   where = f"{workdir}: checkpoint {restored.step}"
   if dataclasses.replace(restored.model.config, max_seq_len=mconfig.max_seq_len) != mconfig:
     raise ValueError(f"{where} holds a different model ({restored.model.config}); use a fresh workdir.")
-  if meta.get("task") != _jsonable(task.to_dict()):
-    raise ValueError(f"{where} was trained on task {meta.get('task')}, not {task.to_dict()}; use a fresh workdir.")
-  saved, wanted = _run_fields(meta.get("train_config", {})), _run_fields(_jsonable(config.to_dict()))
-  changed = sorted(name for name in _RUN_FIELDS if saved[name] != wanted[name])
-  if changed:
-    raise ValueError(
-        f"{where} was trained with other values of {changed} (saved {[saved[n] for n in changed]}, "
-        f"config {[wanted[n] for n in changed]}); use a fresh workdir or the saved values."
-    )
+  check_same_run(where, meta, task, meta.get("train_config", {}), config, _RUN_FIELDS)
   # Host round trip: orbax returns committed arrays, which would compile the
   # train step and generate again for the same shapes.
   fresh = lambda tree: jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), tree)  # noqa: E731
@@ -456,7 +455,7 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
     state, start, train_seconds, last_eval = _restore(workdir, state, mconfig, task, config)
     logging.info("resumed %s from step %d", workdir, start)
   os.makedirs(workdir, exist_ok=True)
-  log = _Log(os.path.join(workdir, LOG_NAME), keep_through=start)
+  log = files.JsonlLog(os.path.join(workdir, LOG_NAME), keep_through=start)
   eval_set = make_eval_set(tokenizer, task, config.eval_problems, config.prompt_len)
 
   def run_eval(step: int, record: bool = True) -> dict:
@@ -484,7 +483,7 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
     checkpoint_lib.save_checkpoint(
         workdir, llama.Model(mconfig, state.params), step,
         extra=None if final else {"opt_state": state.opt_state},
-        metadata=_jsonable(metadata), max_to_keep=config.max_to_keep,
+        metadata=files.to_jsonable(metadata), max_to_keep=config.max_to_keep,
     )
 
   loss = None
