@@ -49,3 +49,13 @@ class ReverseTask:
     return float(text == problem.answer)
 
 
+
+
+def override(config, **overrides):
+  """Sets config fields (`model.x` reaches into config.model); returns config."""
+  for key, value in overrides.items():
+    if key.startswith("model."):
+      config.model[key[len("model."):]] = value
+    else:
+      config[key] = value
+  return config

@@ -27,7 +27,7 @@ from qmotto.train import data
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
-from ..fakes import ReverseTask  # noqa: E402
+from ..fakes import ReverseTask, override  # noqa: E402
 from configs import grpo as grpo_config  # noqa: E402
 
 
@@ -44,12 +44,7 @@ def _config(**overrides):
   config.prompt_len, config.max_new_tokens = 5, 4
   config.model.hidden_size, config.model.intermediate_size = 16, 32
   config.learning_rate = 1e-2
-  for key, value in overrides.items():
-    if key.startswith("model."):
-      config.model[key[len("model."):]] = value
-    else:
-      config[key] = value
-  return config
+  return override(config, **overrides)
 
 
 def _params(path):

@@ -25,7 +25,7 @@ from qmotto.train import sft
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
-from ..fakes import ReverseTask  # noqa: E402
+from ..fakes import ReverseTask, override  # noqa: E402
 from configs import train_task as train_task_config  # noqa: E402
 
 
@@ -39,12 +39,7 @@ def _config(**overrides):
   config.seq_len, config.prompt_len, config.max_new_tokens = 12, 6, 6
   config.learning_rate = 1e-2
   config.eval_problems, config.eval_samples, config.eval_batch_size = 4, 4, 4
-  for key, value in overrides.items():
-    if key.startswith("model."):
-      config.model[key[len("model."):]] = value
-    else:
-      config[key] = value
-  return config
+  return override(config, **overrides)
 
 
 def _params(path):
@@ -252,3 +247,15 @@ def test_smoke_config_end_to_end(tmp_path):
   assert saved["checkpoint_bytes"] > 0 and (tmp_path / "countdown.jsonl").exists()
   model, tokenizer = load_model(tmp_path / "ckpt")
   assert tokenizer.vocab_size == model.config.vocab_size
+
+
+def test_check_same_run_names_the_changed_fields():
+  config = _config()
+  task = ReverseTask(max_digits=3)
+  meta = {"task": task.to_dict()}
+  saved = config.to_dict()
+  sft.check_same_run("w: checkpoint 3", meta, task, saved, config, ("seed", "batch_size"))
+  with pytest.raises(ValueError, match=r"w: checkpoint 3 was trained with other values of \['seed'\] \(saved \[0\], config \[5\]\)"):
+    sft.check_same_run("w: checkpoint 3", meta, task, saved, override(_config(), seed=5), ("seed", "batch_size"))
+  with pytest.raises(ValueError, match="w: checkpoint 3 was trained on task .*; use a fresh workdir"):
+    sft.check_same_run("w: checkpoint 3", {"task": {"name": "other"}}, task, saved, config, ("seed",))
