@@ -17,9 +17,11 @@ so the experiment is (runs write results/grpo/<task>_experiment/):
 and the summary of all families (results/grpo/summary.json):
   python experiments/grpo_summary.py --results=results/grpo/maze_experiment,\
 results/grpo/mini_sudoku_experiment,results/grpo/arc_1d_experiment
-Starting from an earlier SFT checkpoint (if it was kept), or another target:
-  python experiments/grpo.py --config=configs/grpo.py:task=maze,sampler=iid --config.init_step=250 \
-      --config.target=0.5 --config.output_dir=/tmp/maze_from_250 --config.workdir=/tmp/maze_from_250/work
+Another target, or an earlier SFT checkpoint (--config.init_step=<step>; the
+committed checkpoints keep only their last step, so retrain with a larger
+--config.max_to_keep in configs/train_task.py to have one):
+  python experiments/grpo.py --config=configs/grpo.py:task=maze,sampler=iid --config.target=0.45 \
+      --config.output_dir=/tmp/maze_045 --config.workdir=/tmp/maze_045/work
 Smoke (a tiny random model, a few steps, seconds; what the tests and colab/grpo.ipynb run):
   python experiments/grpo.py --config=configs/grpo.py:task=countdown,sampler=lattice,smoke
 
