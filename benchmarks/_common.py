@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 import qmotto
-from qmotto import toy_passk
+from qmotto.evals import toy_passk
 
 
 def log(msg: str) -> None:

@@ -1,4 +1,4 @@
-"""Decode benchmarks: `qmotto.decoding.generate` with SmolLM2-135M on this machine.
+"""Decode benchmarks: `qmotto.generate` with SmolLM2-135M on this machine.
 
 Run from the repository root:
 
@@ -42,7 +42,7 @@ What is measured:
      both iid, whole call with N new tokens and prefill-only (N = 1).
   4. (--breakdown) where a decode step's time goes at the largest batch: one
      cached forward step of the model alone, the lm_head / tied-embedding
-     matmul alone, and the sampling step (decode_step + logprobs) alone,
+     matmul alone, and the sampling step (coupled_step + logprobs) alone,
      against the per-step time of generate.
   Peak memory: process peak RSS (resource.getrusage ru_maxrss, monotonic over
   the run, recorded after each section) and jax device memory_stats() (None
@@ -69,12 +69,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import qmotto
-from qmotto import decoding
-from qmotto.sampling import inverse_cdf
+from qmotto import decode
+from qmotto import sampling
+from qmotto.sampling import coupling
 
 from benchmarks import _common
-from qmotto.sampling import samplers as samplers_lib
-from qmotto.sampling import sequences
 
 _QUICK = flags.DEFINE_bool(
     "quick", False, "Smoke test: N=8 new tokens, 1 repeat, prefill prompt 64, batches 1 and 16."
@@ -177,15 +176,14 @@ def _generate_call(model, prompts, lengths, *, k, n, sampler, seed):
 
   def call():
     counter[0] += 1
-    out = decoding.generate(
+    out = decode.generate(
         jax.random.key(counter[0]),
         model,
         prompts,
         lengths,
         num_samples=k,
         max_new_tokens=n,
-        sampler=sampler,
-        temperature=1.0,
+        sampling=sampling.SamplingOptions.create(sampler, temperature=1.0),
         eos_id=None,
     )
     jax.block_until_ready(out.tokens)
@@ -436,19 +434,15 @@ def bench_breakdown(model, p, k, n, prompt_len, repeats, generate_ms_per_step) -
     return x @ emb_t
 
   logits = jax.random.normal(key, (p, k, cfg.vocab_size), jnp.float32) * 3.0
-  transform = inverse_cdf.LogitTransform(1.0, None, None, None)
-
   def sampling_fn(sampler_name):
-    sampler = samplers_lib.get_sampler(sampler_name)
-    points_keys, rotation_keys = sequences.group_keys(key, jnp.arange(p, dtype=jnp.uint32))
-    words = sequences.initial_words(sampler, points_keys, k, n, jnp.arange(k, dtype=jnp.uint32))
+    options = sampling.SamplingOptions.create(sampler_name, temperature=1.0)
+    points_keys, rotation_keys = coupling.group_keys(key, jnp.arange(p, dtype=jnp.uint32))
+    words = coupling.initial_words(options.sampler, points_keys, k, n, jnp.arange(k, dtype=jnp.uint32))
 
     @jax.jit
     def step(logits, t):
-      rotation = sequences.rotation_words(rotation_keys, t)
-      toks, codes, invalid, logp = sequences.decode_step(
-          sampler, transform, logits, words, words[:, :, 0], rotation, t
-      )
+      rotation = coupling.rotation_words(rotation_keys, t)
+      toks, codes, invalid, logp = coupling.coupled_step(options, logits, words, words[:, :, 0], rotation, t)
       return toks, codes, logp, invalid
 
     return step
@@ -464,7 +458,7 @@ def bench_breakdown(model, p, k, n, prompt_len, repeats, generate_ms_per_step) -
   }
   for s in ("iid", "lattice", "sobol"):
     fn = sampling_fn(s)
-    pieces[f"sampling step ({s}): decode_step + logprobs"] = (
+    pieces[f"sampling step ({s}): coupled_step + logprobs"] = (
         lambda fn=fn: jax.block_until_ready(fn(logits, jnp.int32(3)))
     )
   pieces["jax.random.categorical (reference)"] = lambda: jax.block_until_ready(categorical(logits, key))

@@ -65,6 +65,7 @@ import scipy.stats.qmc
 import qmotto
 from qmotto import qmc
 from qmotto.sampling import inverse_cdf
+from qmotto.sampling import transforms
 
 from benchmarks import _common
 
@@ -295,7 +296,7 @@ def _categorical(logits, key, transform):
   if transform.top_k is None and transform.top_p is None and transform.min_p is None:
     scaled = logits.astype(jnp.float32) / jnp.float32(transform.temperature)
   else:
-    scaled = jnp.log(inverse_cdf.token_weights(logits, transform))
+    scaled = jnp.log(transforms.token_weights(logits, transform))
   return jax.random.categorical(key, scaled, axis=-1).astype(jnp.int32)
 
 
@@ -430,13 +431,13 @@ def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
   transform = TRANSFORMS[HEADLINE]
   for vocab in vocabs:
     logits, u, key = _inputs(vocab, seed)
-    w = jax.block_until_ready(jax.jit(inverse_cdf.token_weights, static_argnums=1)(logits, transform))
+    w = jax.block_until_ready(jax.jit(transforms.token_weights, static_argnums=1)(logits, transform))
     gumbel = jax.block_until_ready(jax.random.gumbel(key, logits.shape, jnp.float32))
     pieces = [
         # (group, name, fn, args)
         ("whole", "choose_tokens (T=1)", functools.partial(_coupled, transform=transform), (logits, u)),
         ("whole", "jax.random.categorical", functools.partial(_categorical, transform=transform), (logits, key)),
-        ("token_weights", "token_weights (scale, max, exp)", functools.partial(inverse_cdf.token_weights, transform=transform), (logits,)),
+        ("token_weights", "token_weights (scale, max, exp)", functools.partial(transforms.token_weights, transform=transform), (logits,)),
         ("token_weights", "  exp only", jnp.exp, (logits,)),
         ("token_weights", "  row max only", lambda x: jnp.max(x, axis=-1), (logits,)),
         ("invert_cdf", "invert_cdf (weights given, two-level)", lambda w, u: inverse_cdf.invert_cdf(w, u)[0], (w, u)),

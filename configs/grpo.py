@@ -31,9 +31,14 @@ completions per group vs step), summary.json (one row per run), summary_by_sampl
 and summary_<task>.png.
 """
 
+import os
+import sys
+
 import ml_collections
 
-from qmotto import config_args
+# ml_collections loads this file by path: put the repository root on sys.path for configs.common.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import common  # noqa: E402
 
 TASKS = ("countdown", "maze", "mini_sudoku", "arc_1d")
 
@@ -59,7 +64,7 @@ def _model(hidden: int, layers: int, heads: int, mlp: int) -> ml_collections.Con
 
 
 def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
-  args = config_args.parse_arg(
+  args = common.parse_arg(
       arg, "configs/grpo.py", example="task=countdown,sampler=lattice,seed=0", choices={"task": TASKS},
       task="countdown", sampler="lattice", seed=0, smoke=False,
   )

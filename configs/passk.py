@@ -28,16 +28,21 @@ Results: <output_dir>/<task>_<model>.json and .png, and <output_dir>/summary.jso
 under <workdir>/ so an interrupted run resumes where it stopped.
 """
 
+import os
+import sys
+
 import ml_collections
 
-from qmotto import config_args
+# ml_collections loads this file by path: put the repository root on sys.path for configs.common.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import common  # noqa: E402
 
 SMOLLM2 = "smollm2-135m-instruct"
 MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  args = config_args.parse_arg(
+  args = common.parse_arg(
       "" if arg == "default" else arg, "configs/passk.py", example="model=smollm2,task=chain_sum,smoke",
       task="", model="", chat=False, smoke=False, quick=False,
   )

@@ -37,9 +37,14 @@ arc_1d with all 70 rules and 3 examples reached 0.015 after 250 steps at
 0.9 s per step.
 """
 
+import os
+import sys
+
 import ml_collections
 
-from qmotto import config_args
+# ml_collections loads this file by path: put the repository root on sys.path for configs.common.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import common  # noqa: E402
 
 TASKS = ("countdown", "maze", "mini_sudoku", "arc_1d")
 
@@ -100,7 +105,7 @@ _FAMILIES = {
 
 
 def get_config(arg: str = "") -> ml_collections.ConfigDict:
-  args = config_args.parse_arg(
+  args = common.parse_arg(
       arg, "configs/train_task.py", example="task=countdown,smoke=1", choices={"task": TASKS}, task="", smoke=False
   )
   task = args["task"]

@@ -8,8 +8,8 @@ See configs/passk.py for the variants and fields.
 from absl import app
 from ml_collections import config_flags
 
-from qmotto import passk
-from qmotto import passk_report
+from qmotto.evals import passk
+from qmotto.evals import report
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/passk.py", "Experiment config.")
 
@@ -21,7 +21,7 @@ def main(argv):
   print(f"{result['task']} / {result['model']} ({result['style']}): {result['num_problems']} problems, "
         f"mean pass@1 {result['mean_pass_at_1']:.3f}; {config.replications} groups of {config.group_size} "
         f"per problem and sampler; {result['seconds']:.0f}s.")
-  print(passk_report.format_table(result["rows"], list(config.ks_shown)))
+  print(report.format_table(result["rows"], list(config.ks_shown)))
   print("Wrote " + ", ".join(paths.values()))
 
 

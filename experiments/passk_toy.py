@@ -6,8 +6,8 @@ r"""pass@k of i.i.d. vs coupled sampling on the toy suite; prints the table.
 from absl import app
 from ml_collections import config_flags
 
-from qmotto import passk_report
-from qmotto import toy_passk
+from qmotto.evals import report
+from qmotto.evals import toy_passk
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/passk_toy.py", "Experiment config.")
 
@@ -20,7 +20,7 @@ def main(argv):
   print(f"Toy suite: {config.num_problems} problems, mean answer probability "
         f"{result['mean_answer_prob']:.3f}; {config.replications} groups of {config.group_size} "
         "per problem and sampler.")
-  print(passk_report.format_table(result["rows"], list(config.ks_shown)))
+  print(report.format_table(result["rows"], list(config.ks_shown)))
   print(f"Wrote {config.output}")
 
 

@@ -1,16 +1,19 @@
-"""Estimators for pass@k under independent and coupled sampling.
+"""Estimators for pass@k under independent and coupled sampling (NumPy only).
 
-Start with `pass_at_k(correct, sampler=..., k=...)`: it picks an unbiased
-estimator for the sampler (Chen et al. for i.i.d. samples only; replication
-or valid sub-groups for coupled samplers) and raises where none exists.
-Then `bootstrap_ci` for intervals over problems, `union_bound` for the
-ceiling of any marginal-preserving sampler, and `samples_saved` /
+Start with `pass_at_k(correct, sampler=qmotto.get_sampler(name), k=...)`: it
+picks an unbiased estimator for the sampler (Chen et al. for i.i.d. samples
+only; replication or valid sub-groups for coupled samplers) and raises where
+none exists. Then `bootstrap_ci` for intervals over problems, `union_bound`
+for the ceiling of any marginal-preserving sampler, and `samples_saved` /
 `bootstrap_samples_saved` for the headline metric.
+
+This package imports neither JAX nor the rest of qmotto: a sampler reaches
+it as data, its group structure (`Sampler.group_structure`, one of
+GROUP_STRUCTURES; see `subgroups`).
 """
 
 from qmotto.metrics.bootstrap import ConfidenceInterval
 from qmotto.metrics.bootstrap import bootstrap_ci
-from qmotto.metrics.passk import allowed_subgroup_sizes
 from qmotto.metrics.passk import chen_pass_at_k
 from qmotto.metrics.passk import iid_pass_at_k_from_p
 from qmotto.metrics.passk import pass_at_k
@@ -18,13 +21,20 @@ from qmotto.metrics.passk import pass_at_k_replicated
 from qmotto.metrics.passk import pass_at_k_subgroups
 from qmotto.metrics.passk import union_bound
 from qmotto.metrics.passk import union_bound_per_problem
-from qmotto.metrics.passk import valid_subgroups
 from qmotto.metrics.saved import SavingsInterval
 from qmotto.metrics.saved import bootstrap_samples_saved
 from qmotto.metrics.saved import samples_saved
+from qmotto.metrics.subgroups import GROUP_STRUCTURES
+from qmotto.metrics.subgroups import MAX_IID_SUBGROUPS
+from qmotto.metrics.subgroups import GroupStructure
+from qmotto.metrics.subgroups import allowed_subgroup_sizes
+from qmotto.metrics.subgroups import valid_subgroups
 
 __all__ = [
+    "GROUP_STRUCTURES",
+    "MAX_IID_SUBGROUPS",
     "ConfidenceInterval",
+    "GroupStructure",
     "SavingsInterval",
     "allowed_subgroup_sizes",
     "bootstrap_ci",

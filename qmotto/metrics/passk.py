@@ -20,46 +20,18 @@ Averaging over several sub-groups of one group does not add bias, only
 lowers the variance; the sub-groups of a group are dependent, so confidence
 intervals must resample whole problems (see `bootstrap_ci`), not sub-groups.
 
-Which sub-groups are valid (slot i of a group holds point i of the n-point
-set):
-  * iid: every subset (Chen's estimator pooled over all R * n samples is the
-    average over all of them, and the best one).
-  * lattice, code mode: for m dividing n, the n/m stride subsets
-    {i : i = r mod n/m}: each is {(j/m + D + r/n) mod 1}, a shifted m-point
-    lattice with a uniform shift.
-  * lattice, token mode: only m = 1 and m = n. A stride subset is a shifted
-    rank-1 lattice with generating vector z_n mod m, but a fresh m-point
-    group uses the Korobov vector chosen for m (`qmc.generating_vector`),
-    which differs in general (e.g. n = 64, m = 8: 1 vs 3 as multiplier), so
-    the stride subset estimates pass@m of a different sampler.
-  * sobol (either mode, either scramble), n = 2**L: for m = 2**j the n/m
-    aligned blocks of consecutive slots [b m, (b + 1) m). In Gray-code order
-    such a block is the first 2**j points digitally shifted, and Owen or
-    LMS + digital-shift scrambling absorbs digital shifts.
-  * antithetic (either mode): m = 1, and even m: the floor(n/m) aligned
-    blocks [b m, (b + 1) m), each made of m/2 whole pairs (u, 1 - u).
-  * stratified (either mode): only m = 1 and m = n; no proper subset of the
-    strata is a stratified set of its size.
-  * every sampler: m = 1 (each slot is an exact marginal draw) and m = n.
-
-In code mode a sample's tokens depend only on its own starting coordinate and
-on the group's shared rotations, so a subset of slots whose starting points
-are distributed like a fresh m-point set gives sequences distributed exactly
-like a fresh group of m.
+Which sub-groups of a group are valid is the sampler's group structure
+(`qmotto.metrics.subgroups`); a `qmotto.Sampler` gives its own as data
+(`Sampler.group_structure`), so this package needs no sampler code.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 
 from qmotto.metrics import _validate
-from qmotto.sampling import samplers as samplers_lib
+from qmotto.metrics import subgroups as subgroups_lib
 
-# valid_subgroups refuses to list more i.i.d. subsets than this (use Chen).
-MAX_IID_SUBGROUPS = 1 << 20
 # Elements of the gathered [P, R, S, m] array handled at once.
 _GATHER_CHUNK = 1 << 24
 
@@ -125,147 +97,6 @@ def chen_pass_at_k(num_samples, num_correct, k: int) -> np.ndarray:
         log_ratio += np.where(active, np.log1p(-k / denominator), 0.0)
   result[some_fail] = -np.expm1(log_ratio) + 0.0  # + 0.0: no -0.0 for c = 0.
   return result
-
-
-def _resolve_sampler(sampler) -> samplers_lib.Sampler:
-  if not isinstance(sampler, (str, samplers_lib.Sampler)):
-    raise ValueError(
-        f"sampler must be a sampler name (one of {sorted(samplers_lib.SAMPLERS)}) "
-        f"or a qmotto.Sampler, got {sampler!r} ({type(sampler).__name__})."
-    )
-  return samplers_lib.get_sampler(sampler)
-
-
-def _check_group_size(sampler: samplers_lib.Sampler, group_size, arg: str = "group_size") -> int:
-  group_size = _validate.check_int(arg, group_size, minimum=1)
-  try:
-    sampler.check_group_size(group_size)
-  except ValueError as error:
-    raise ValueError(
-        f"{arg}={group_size} is not a group size sampler {sampler.name!r} can make: {error}"
-    ) from error
-  return group_size
-
-
-def _allowed_sizes(sampler: samplers_lib.Sampler, n: int) -> list[int]:
-  if sampler.independent:
-    return list(range(1, n + 1))
-  if sampler.points == "lattice" and sampler.mode == "code":
-    return [m for m in range(1, n + 1) if n % m == 0]
-  if sampler.points == "sobol":
-    return [1 << j for j in range(n.bit_length()) if (1 << j) <= n]
-  if sampler.points == "antithetic":
-    return sorted({1, n} | set(range(2, n + 1, 2)))
-  # stratified, lattice in token mode, and any point set this module does not
-  # know: only single slots and the whole group.
-  return sorted({1, n})
-
-
-_RULES = {
-    "lattice_code": "its valid sub-groups are the stride subsets, of sizes dividing the group size",
-    "lattice_token": (
-        "in token mode a stride subset is a lattice with another generating vector than a "
-        "fresh group of that size, so only single slots and the whole group are valid"
-    ),
-    "sobol": "its valid sub-groups are aligned dyadic blocks, of power-of-two sizes",
-    "antithetic": "its valid sub-groups are single slots or whole antithetic pairs (even sizes)",
-    "stratified": "no proper subset of a stratified group is a stratified set",
-}
-
-
-def _rule(sampler: samplers_lib.Sampler) -> str:
-  if sampler.points == "lattice":
-    return _RULES[f"lattice_{sampler.mode}"]
-  return _RULES.get(sampler.points, "only single slots and the whole group are known to be valid")
-
-
-def _check_size(sampler: samplers_lib.Sampler, n: int, size, arg: str) -> int:
-  size = _validate.check_int(arg, size, minimum=1)
-  allowed = _allowed_sizes(sampler, n)
-  if size > n:
-    raise ValueError(
-        f"{arg}={size} exceeds the group size {n}: sampler {sampler.name!r} is coupled, so "
-        f"pass@{size} needs groups of at least {size} samples drawn together (allowed sizes "
-        f"for groups of {n}: {allowed})."
-    )
-  if size not in allowed:
-    raise ValueError(
-        f"{arg}={size} is not a valid sub-group size for sampler {sampler.name!r} with groups "
-        f"of {n} ({_rule(sampler)}); allowed sizes: {allowed}. For other sizes draw "
-        f"separate groups of exactly that size."
-    )
-  return size
-
-
-def allowed_subgroup_sizes(sampler, group_size: int) -> list[int]:
-  """Sizes m for which a group of `group_size` samples has valid sub-groups.
-
-  A sub-group is valid when it is distributed exactly like a fresh group of m
-  samples of the same sampler, so "any correct" on it is unbiased for
-  pass@m. See the module docstring for the rules per sampler.
-
-  Args:
-    sampler: a sampler name (see `qmotto.SAMPLERS`) or a `qmotto.Sampler`.
-    group_size: n, the number of samples drawn together in one group.
-
-  Returns:
-    Increasing list of allowed sizes, always holding 1 and n.
-
-  Raises:
-    ValueError: for an unknown sampler, or a group size the sampler cannot
-      make (e.g. Sobol with n not a power of two).
-  """
-  sampler = _resolve_sampler(sampler)
-  n = _check_group_size(sampler, group_size)
-  return _allowed_sizes(sampler, n)
-
-
-def valid_subgroups(sampler, group_size: int, m: int) -> np.ndarray:
-  """Slot indices of the valid sub-groups of size m of one group.
-
-  Args:
-    sampler: a sampler name (see `qmotto.SAMPLERS`) or a `qmotto.Sampler`.
-    group_size: n, the number of samples drawn together in one group.
-    m: sub-group size; must be in `allowed_subgroup_sizes(sampler, n)`.
-
-  Returns:
-    int64[num_subgroups, m]: row s holds the slots of sub-group s.
-      * m = n: one row, all slots.
-      * m = 1: every slot alone.
-      * iid: all C(n, m) subsets (at most MAX_IID_SUBGROUPS; for more use
-        `chen_pass_at_k`, which averages over all of them in closed form).
-      * lattice (code mode), m | n: the n/m stride subsets
-        {r, r + n/m, r + 2 n/m, ...}, r = 0 .. n/m - 1.
-      * sobol, m = 2**j: the n/m aligned blocks [b m, (b + 1) m).
-      * antithetic, even m: the floor(n/m) aligned blocks [b m, (b + 1) m).
-
-  Raises:
-    ValueError: naming the sampler and the allowed sizes when m is not valid.
-  """
-  sampler = _resolve_sampler(sampler)
-  n = _check_group_size(sampler, group_size)
-  m = _check_size(sampler, n, m, "m")
-  slots = np.arange(n, dtype=np.int64)
-  if m == n:
-    return slots[None, :]
-  if m == 1:
-    return slots[:, None]
-  if sampler.independent:
-    count = math.comb(n, m)
-    if count > MAX_IID_SUBGROUPS:
-      raise ValueError(
-          f"m={m}: an i.i.d. group of {n} has C({n}, {m}) = {count} subsets, more than "
-          f"{MAX_IID_SUBGROUPS} to list; use chen_pass_at_k (or pass_at_k), which averages "
-          "over all of them in closed form."
-      )
-    return np.array(list(itertools.combinations(range(n), m)), dtype=np.int64).reshape(count, m)
-  if sampler.points == "lattice":
-    stride = n // m
-    return slots.reshape(m, stride).T.copy()  # row r: r, r + stride, ...
-  if sampler.points in ("sobol", "antithetic"):
-    num_blocks = n // m
-    return slots[: num_blocks * m].reshape(num_blocks, m)
-  raise AssertionError(f"unhandled sub-group rule for {sampler!r}, m={m}")  # pragma: no cover
 
 
 def pass_at_k_replicated(correct) -> np.ndarray:
@@ -345,8 +176,9 @@ def pass_at_k(correct, *, sampler, k: int) -> np.ndarray:
 
   Args:
     correct: bool[P, R, n]: problems x independent groups x samples per group.
-    sampler: a sampler name (see `qmotto.SAMPLERS`) or a `qmotto.Sampler`,
-      the one that drew the groups.
+    sampler: the `qmotto.Sampler` that drew the groups (e.g.
+      `qmotto.get_sampler("lattice")`; anything with a `group_structure`),
+      or its group structure, one of `GROUP_STRUCTURES`.
     k: int >= 1.
 
   Returns:
@@ -357,22 +189,22 @@ def pass_at_k(correct, *, sampler, k: int) -> np.ndarray:
     ValueError: on malformed input, k > n for a coupled sampler (or k > R * n
       for i.i.d.), or a k with no valid sub-groups.
   """
-  sampler = _resolve_sampler(sampler)
+  structure = subgroups_lib.GroupStructure.of(sampler)
   correct = _validate.correctness_array("correct", correct, ndim=3)
   _, num_r, n = correct.shape
-  n = _check_group_size(sampler, n, "group size correct.shape[2]")
+  n = structure.check_group_size(n, "group size correct.shape[2]")
   k = _validate.check_int("k", k, minimum=1)
-  if sampler.independent:
+  if structure.independent:
     if k > num_r * n:
       raise ValueError(
           f"k={k} exceeds the {num_r * n} pooled i.i.d. samples per problem "
           f"(R={num_r} groups x n={n}); pass@k needs at least k samples."
       )
     return chen_pass_at_k(num_r * n, correct.sum(axis=(1, 2)), k)
-  k = _check_size(sampler, n, k, "k")
+  k = structure.check_size(n, k, "k")
   if k == n:
     return pass_at_k_replicated(correct)
-  return pass_at_k_subgroups(correct, valid_subgroups(sampler, n, k))
+  return pass_at_k_subgroups(correct, structure.subgroups(n, k))
 
 
 def _k_values(k) -> tuple[np.ndarray, bool]:

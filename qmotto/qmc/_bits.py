@@ -96,7 +96,13 @@ def per_dim_words(key: jax.Array, s: int, count: int = 1) -> jax.Array:
 MAX_GENERAL_N = 1 << 16
 
 
-def check_scalable(name: str, n: int) -> None:
+def check_num_points(name: str, n: int) -> None:
+  """Raises ValueError unless a stratified or lattice set of n points is exact in uint32.
+
+  Args:
+    name: what to name in the message (a point set or a sampler).
+    n: the number of points: a power of two <= 2**31, or any n <= MAX_GENERAL_N.
+  """
   if not (is_power_of_two(n) and n <= (1 << 31)) and n > MAX_GENERAL_N:
     raise ValueError(
         f"{name}: n={n} is supported when n is a power of two (<= 2**31) or "
@@ -110,7 +116,7 @@ def scale_to_words(cell: jax.Array, frac: jax.Array, n: int) -> jax.Array:
   Maps cell c in [0, n) plus a word `frac` (a position inside the cell) to the
   word of the point (c + frac / 2**32) / n. For power-of-two n this is a shift;
   otherwise 2**32 = q n + r and every partial product stays below 2**32 for
-  n <= 2**16 (checked by `check_scalable`).
+  n <= 2**16 (checked by `check_num_points`).
 
   Args:
     cell: uint32[...] in [0, n).

@@ -42,8 +42,18 @@ _CRITERION_DIMS = 8
 _MAX_CANDIDATES = 512
 
 
-def _p2_criterion(n: int, z: np.ndarray) -> float:
-  """Weighted P_2 of the rank-1 lattice (n, z), gamma_j = 1 / j**2."""
+def p2_criterion(n: int, z: np.ndarray) -> float:
+  """Weighted P_2 of the rank-1 lattice (n, z), gamma_j = 1 / j**2 (smaller is better).
+
+  Args:
+    n: number of points.
+    z: int[d] generating vector.
+
+  Returns:
+    The worst-case squared error of the lattice rule in the weighted Korobov
+    space of smoothness 2 (Sloan & Joe 1994), the criterion `korobov_multiplier`
+    minimises.
+  """
   x = (np.arange(n)[:, None] * z[None, :] % n) / n  # [n, d]
   b2 = x * x - x + 1.0 / 6.0
   gamma = 1.0 / np.arange(1, len(z) + 1) ** 2
@@ -62,7 +72,7 @@ def korobov_multiplier(n: int, s: int) -> int:
   best_a, best_value = 1, math.inf
   for a in units:
     z = np.array([pow(a, j, n) for j in range(d)], dtype=np.int64)
-    value = _p2_criterion(n, z)
+    value = p2_criterion(n, z)
     if value < best_value:
       best_a, best_value = a, value
   return best_a
@@ -83,7 +93,7 @@ def lattice_words(
 ) -> jax.Array:
   """uint32[m, s] words of the shifted lattice; see the module docstring."""
   _bits.check_shape("lattice", n, s)
-  _bits.check_scalable("lattice", n)
+  _bits.check_num_points("lattice", n)
   index = _bits.point_indices(n, index)
   z = jnp.asarray(generating_vector(n, s), dtype=jnp.uint32)  # [s]
   # i * z mod n: exact in uint32 for n <= 2**16; for larger powers of two the

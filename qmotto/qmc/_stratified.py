@@ -25,7 +25,7 @@ def stratified_words(
   all points); the positions inside the strata are per point.
   """
   _bits.check_shape("stratified", n, s)
-  _bits.check_scalable("stratified", n)
+  _bits.check_num_points("stratified", n)
   index = _bits.point_indices(n, index)
   perm_key, jitter_key = jax.random.split(key)
   perms = jax.vmap(lambda d: jax.random.permutation(jax.random.fold_in(perm_key, d), n))(

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmotto.rl import advantages as advantages_lib
-from qmotto.sampling import sequences
+from qmotto import decode
 
 
 class TabularPolicy(NamedTuple):
@@ -138,9 +138,9 @@ def _group_estimates(theta, samples, reward, baseline, *, kind):
 def sample_groups(key, theta: TabularPolicy, *, sampler: str, group_size: int, num_groups: int,
                   logits_fn=None) -> jax.Array:
   """int32[M, G, T]: M independent groups of G sequences from `sampler`."""
-  return sequences.sample_sequences_batched(
+  return decode.sample_sequences_batched(
       key, logits_fn or make_logits_fn(theta), num_groups=num_groups, num_samples=group_size,
-      length=theta.length, sampler=sampler,
+      length=theta.length, sampling=sampler,
   )
 
 

@@ -1,4 +1,4 @@
-"""Inverse-CDF choice of the next token, and the logit transforms before it.
+"""Inverse-CDF choice of the next token from its (transformed) weights.
 
 A uniform u in [0, 1) picks the token whose CDF bin [l, l + p) holds u. Three
 pitfalls are handled here (see METHOD.md):
@@ -14,81 +14,11 @@ pitfalls are handled here (see METHOD.md):
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-@dataclasses.dataclass(frozen=True)
-class LogitTransform:
-  """How logits become next-token probabilities (hashable: a static jit arg).
-
-  Applied in this order (as Hugging Face transformers does): temperature,
-  top-k, top-p, min-p. temperature == 0 means greedy (argmax), and the other
-  options are then irrelevant. Ties at a top-k or top-p threshold are kept.
-
-  Attributes:
-    temperature: >= 0.
-    top_k: keep the k largest logits (None: all).
-    top_p: keep the smallest set of most likely tokens whose mass reaches
-      top_p, in (0, 1] (None: all).
-    min_p: drop tokens with probability below min_p times the largest, in
-      [0, 1] (None: none dropped).
-  """
-
-  temperature: float = 1.0
-  top_k: int | None = None
-  top_p: float | None = None
-  min_p: float | None = None
-
-  def __post_init__(self):
-    t = self.temperature
-    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or not np.isfinite(t) or t < 0:
-      raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}.")
-    if self.top_k is not None and (
-        isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1
-    ):
-      raise ValueError(f"top_k must be None or an int >= 1, got {self.top_k!r}.")
-    if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
-      raise ValueError(f"top_p must be None or in (0, 1], got {self.top_p!r}.")
-    if self.min_p is not None and not (0.0 <= self.min_p <= 1.0):
-      raise ValueError(f"min_p must be None or in [0, 1], got {self.min_p!r}.")
-
-  @property
-  def greedy(self) -> bool:
-    return self.temperature == 0
-
-
-def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
-  """Unnormalised next-token probabilities after the transform.
-
-  Args:
-    logits: float[B, V].
-    transform: a non-greedy LogitTransform.
-
-  Returns:
-    float32[B, V], >= 0, largest entry 1 in every row with a finite logit.
-  """
-  x = logits.astype(jnp.float32) / jnp.float32(transform.temperature)
-  vocab = x.shape[-1]
-  if transform.top_k is not None and transform.top_k < vocab:
-    # min of the k values, not their last column: XLA:CPU turns that slice
-    # into a full sort of the row.
-    kth = jnp.min(jax.lax.top_k(x, transform.top_k)[0], axis=-1, keepdims=True)  # [B, 1]
-    x = jnp.where(x < kth, -jnp.inf, x)
-  top = jnp.max(x, axis=-1, keepdims=True)  # [B, 1]
-  w = jnp.exp(x - jnp.where(jnp.isfinite(top), top, 0.0))  # [B, V]
-  if transform.top_p is not None and transform.top_p < 1.0:
-    w_sorted = -jnp.sort(-w, axis=-1)  # [B, V] descending.
-    mass_before = (jnp.cumsum(w_sorted, axis=-1) - w_sorted) / jnp.sum(w, -1, keepdims=True)
-    num_keep = jnp.maximum(jnp.sum(mass_before < transform.top_p, axis=-1, keepdims=True), 1)
-    threshold = jnp.take_along_axis(w_sorted, num_keep - 1, axis=-1)  # [B, 1]
-    w = jnp.where(w < threshold, 0.0, w)
-  if transform.min_p is not None and transform.min_p > 0.0:
-    w = jnp.where(w < transform.min_p * jnp.max(w, axis=-1, keepdims=True), 0.0, w)
-  return w
+from qmotto.sampling import transforms
 
 
 def monotone_cdf(weights: jax.Array) -> jax.Array:
@@ -174,13 +104,8 @@ def invert_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
   return tokens, rescaled
 
 
-def invalid_rows(logits: jax.Array) -> jax.Array:
-  """bool[B]: rows with a NaN, or with every logit -inf."""
-  return jnp.any(jnp.isnan(logits), axis=-1) | jnp.all(logits == -jnp.inf, axis=-1)
-
-
 def choose_tokens(
-    logits: jax.Array, u: jax.Array, transform: LogitTransform
+    logits: jax.Array, u: jax.Array, transform: transforms.LogitTransform
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Next tokens from logits and one uniform per row.
 
@@ -197,7 +122,7 @@ def choose_tokens(
   """
   if transform.greedy:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), u, jnp.zeros(u.shape, jnp.float32)
-  weights = token_weights(logits, transform)  # [B, V], max 1.
+  weights = transforms.token_weights(logits, transform)  # [B, V], max 1.
   tokens, rescaled = invert_cdf(weights, u)
   chosen = jnp.take_along_axis(weights, tokens[:, None], axis=-1)[:, 0]  # [B]
   logprobs = jnp.log(chosen) - jnp.log(jnp.sum(weights, axis=-1))

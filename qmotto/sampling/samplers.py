@@ -13,6 +13,16 @@ Modes (METHOD.md):
     length, in float32), while the spacing inside a group of samples that
     share a prefix is unchanged.
   * "token": coordinate t of sample i's s-dimensional point drives token t.
+
+Group structure (`Sampler.group_structure`): which subsets of a group of n
+samples are themselves distributed like a fresh group of the same sampler,
+the data `qmotto.metrics` needs to estimate pass@k without bias. It is one
+of `qmotto.metrics.GROUP_STRUCTURES`: "independent" (iid: every subset),
+"strided" (the 1-D shifted lattice of code mode: its stride subsets),
+"dyadic" (Sobol, either mode: aligned blocks of 2**j), "paired" (antithetic:
+aligned blocks of whole pairs) or "whole" (stratified, and lattice in token
+mode, whose stride subsets use another generating vector than a fresh
+group: only single slots and the whole group).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import numpy as np
 
 from qmotto import qmc
 
@@ -72,6 +83,19 @@ class Sampler:
     """True when the samples of a group are independent (plain sampling)."""
     return self.points == "iid"
 
+  @property
+  def group_structure(self) -> str:
+    """Which sub-groups of a group are valid groups (see the module docstring)."""
+    if self.independent:
+      return "independent"
+    if self.points == "lattice":
+      return "strided" if self.mode == "code" else "whole"
+    if self.points == "sobol":
+      return "dyadic"
+    if self.points == "antithetic":
+      return "paired"
+    return "whole"
+
   def check_group_size(self, n: int) -> None:
     """Raises unless the point set can make a group of n samples."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -82,7 +106,25 @@ class Sampler:
           "(a Sobol group is the first 2**m points)."
       )
     if self.points in ("stratified", "lattice"):
-      qmc._bits.check_scalable(self.name, n)
+      qmc.check_num_points(self.name, n)
+
+  def check_length(self, length, name: str = "length") -> None:
+    """Raises unless the sampler can draw sequences of `length` tokens.
+
+    Token-mode Sobol without padding has one Sobol dimension per token, so
+    at most `qmc.SOBOL_MAX_DIM` tokens; every other sampler any length.
+
+    Args:
+      length: the number of tokens, an int >= 1.
+      name: the argument to name in the message.
+    """
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+      raise ValueError(f"{name} must be an int >= 1, got {length!r}.")
+    if self.mode == "token" and self.points == "sobol" and self.pad == "none" and length > qmc.SOBOL_MAX_DIM:
+      raise ValueError(
+          f"{name}={length} exceeds the {qmc.SOBOL_MAX_DIM} Sobol dimensions of token mode; "
+          "use Sampler('sobol', 'token', pad='iid') or a code-mode sampler."
+      )
 
   def words(self, key: jax.Array, n: int, s: int, index: jax.Array) -> jax.Array:
     """uint32[len(index), s] words of points `index` of this sampler's n-point set."""
@@ -110,6 +152,11 @@ def get_sampler(sampler: str | Sampler) -> Sampler:
   """A Sampler from its name (see SAMPLERS) or a Sampler (returned as is)."""
   if isinstance(sampler, Sampler):
     return sampler
+  if not isinstance(sampler, str):
+    raise ValueError(
+        f"sampler must be a name (one of {sorted(SAMPLERS)}) or a qmotto.Sampler, got "
+        f"{sampler!r} ({type(sampler).__name__})."
+    )
   if sampler not in SAMPLERS:
     raise ValueError(f"sampler: unknown name {sampler!r}; allowed: {sorted(SAMPLERS)}.")
   return SAMPLERS[sampler]

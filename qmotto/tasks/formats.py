@@ -181,7 +181,8 @@ class _Sudoku:
 # --- arc_1d --------------------------------------------------------------------------------------
 
 
-def _cells(values) -> str:
+def cells(values) -> str:
+  """A 1-D ARC row as text, one character per cell; raises ValueError unless every cell is one digit."""
   text = "".join(str(v) for v in values)
   if len(text) != len(values):
     raise ValueError(f"arc_1d: cell values must be single digits, got {values}.")
@@ -193,11 +194,11 @@ class _Arc1D:
 
   def prompt(self, entry: dict) -> str:
     meta = entry["metadata"]
-    examples = "".join(f"{_cells(e['input'])}>{_cells(e['output'])};" for e in meta["train_examples"])
-    return examples + _cells(meta["test_example"]["input"]) + ">"
+    examples = "".join(f"{cells(e['input'])}>{cells(e['output'])};" for e in meta["train_examples"])
+    return examples + cells(meta["test_example"]["input"]) + ">"
 
   def target(self, entry: dict) -> str:
-    return _cells(entry["metadata"]["test_example"]["output"])
+    return cells(entry["metadata"]["test_example"]["output"])
 
   def to_answer(self, entry: dict, completion: str) -> str | None:
     text = first_line(completion)
@@ -207,7 +208,7 @@ class _Arc1D:
 
   def key(self, entry: dict) -> str:
     # The test input alone: the same input never appears in both splits, whatever the examples.
-    return "arc_1d " + _cells(entry["metadata"]["test_example"]["input"])
+    return "arc_1d " + cells(entry["metadata"]["test_example"]["input"])
 
 
 # --- arithmetic ----------------------------------------------------------------------------------

@@ -31,13 +31,12 @@ checkpoint again (the same numbers; the log is left alone).
 
 Shapes are fixed (batches padded to config.seq_len, evaluation prompts to
 config.prompt_len, evaluation chunks to config.eval_batch_size problems), so
-the train step compiles once and each evaluation sampler once;
-`TRACE_COUNTS` counts the train step's traces (tests check it).
+the train step compiles once and each evaluation sampler once (the tests
+count the traces through `jax.monitoring`).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import logging as std_logging
@@ -53,10 +52,11 @@ import optax
 import tqdm
 from absl import logging
 
-from qmotto import decoding
-from qmotto import files
+from qmotto import decode
+from qmotto import sampling
+from qmotto.utils import files
 from qmotto import metrics as metrics_lib
-from qmotto import prompting
+from qmotto.tasks import prompting
 from qmotto.models import llama
 from qmotto.models.loading import checkpoint as checkpoint_lib
 from qmotto.train import data
@@ -64,7 +64,6 @@ from qmotto.train import data
 PROGRESS_BAR = ("auto", "on", "off")
 STYLE = "compact"
 LOG_NAME = "train_log.jsonl"
-TRACE_COUNTS: collections.Counter = collections.Counter()
 
 # Fields whose change makes a checkpoint in the workdir a different run.
 _RUN_FIELDS = (
@@ -280,7 +279,6 @@ def train_step(
   Returns:
     (the next TrainState, {"loss", "grad_norm" (before clipping), "lr" (of this step)}).
   """
-  TRACE_COUNTS["train_step"] += 1  # Runs at trace time only.
   loss, grads = jax.value_and_grad(loss_fn)(state.params, model_config, tokens, target_mask)
   updates, opt_state = make_optimizer(opt).update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
@@ -311,7 +309,7 @@ def _generate_chunks(key, model, eval_set: EvalSet, *, chunk: int, tokenizer, **
   for start in range(0, num, chunk):
     rows = np.arange(start, start + chunk)
     rows = np.where(rows < num, rows, start)  # pad the last chunk with a real prompt.
-    out = decoding.generate(
+    out = decode.generate(
         key, model, eval_set.prompts[rows], eval_set.lengths[rows], group_ids=jnp.asarray(rows, jnp.uint32),
         eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, **kwargs,
     )
@@ -345,10 +343,16 @@ def evaluate(
     completions per problem, averaged), "no_eos" (fraction of samples that
     hit max_new_tokens without EOS)}.
   """
-  common = dict(chunk=batch_size, tokenizer=tokenizer, max_new_tokens=max_new_tokens, sampler="iid")
+  common = dict(chunk=batch_size, tokenizer=tokenizer, max_new_tokens=max_new_tokens)
   greedy_key, sample_key = jax.random.split(key)
-  greedy, _ = _generate_chunks(greedy_key, model, eval_set, num_samples=1, temperature=0.0, **common)
-  samples, stopped = _generate_chunks(sample_key, model, eval_set, num_samples=num_samples, temperature=temperature, **common)
+  greedy, _ = _generate_chunks(
+      greedy_key, model, eval_set, num_samples=1, sampling=sampling.SamplingOptions.create("iid", temperature=0.0),
+      **common,
+  )
+  samples, stopped = _generate_chunks(
+      sample_key, model, eval_set, num_samples=num_samples,
+      sampling=sampling.SamplingOptions.create("iid", temperature=temperature), **common,
+  )
   score = lambda problem, text: float(task.score_text(problem, text, STYLE))  # noqa: E731
   greedy_scores = np.array([score(p, row[0]) for p, row in zip(eval_set.problems, greedy)])
   scores = np.array([[score(p, t) for t in row] for p, row in zip(eval_set.problems, samples)])  # [P, k]

@@ -1,6 +1,6 @@
 """Sobol sub-groups with the real generator: aligned dyadic blocks are Sobol sets.
 
-`valid_subgroups("sobol", 2**L, 2**j)` returns the aligned blocks of 2**j
+`valid_subgroups(get_sampler("sobol"), 2**L, 2**j)` returns the aligned blocks of 2**j
 consecutive slots. Two checks that this is right for `qmotto.qmc.sobol`
 (Gray-code order, Owen or LMS + shift scrambling):
   * deterministic: every block is a (0, j, 2)-net in the first two
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from qmotto import metrics
+from qmotto.sampling import get_sampler as S
 from qmotto import qmc
 
 N = 16
@@ -61,7 +62,7 @@ def big_sets():
 def _check_nets(sets):
   for points in sets:
     for j in range(1, 5):
-      blocks = metrics.valid_subgroups("sobol", N, 2**j)
+      blocks = metrics.valid_subgroups(S("sobol"), N, 2**j)
       assert all(_is_net(points[block], j) for block in blocks)
   # Negative control: the stride-4 subset {0, 4, 8, 12} (a lattice's valid
   # sub-group) is not a net of a Gray-ordered Sobol set.
@@ -96,7 +97,7 @@ def test_block_subgroups_match_fresh_sets(sobol_hits, scramble, m):
   # Hoeffding each is within t of pass@m (if the blocks are valid) with
   # probability >= 1 - DELTA, and they differ by < 2 t.
   t = hoeffding_t(R)  # about 0.0073
-  from_blocks = metrics.pass_at_k(sobol_hits[scramble], sampler="sobol", k=m)
+  from_blocks = metrics.pass_at_k(sobol_hits[scramble], sampler=S("sobol"), k=m)
   fresh = metrics.pass_at_k_replicated(sobol_hits[scramble, m])
   np.testing.assert_allclose(from_blocks, fresh, atol=2 * t, rtol=0)
   # Every point is uniform, so pass@m <= E[hits] = m p (union bound).

@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 from qmotto import metrics
+from qmotto.sampling import get_sampler as S
 
 DELTA = 1e-9
 R = 50_000  # groups per simulation
@@ -120,13 +121,13 @@ def test_truths_by_hand():
 
 @pytest.mark.parametrize("m", [1, 2, 4, 8])
 def test_lattice_subgroup_estimator_is_unbiased(groups, m):
-  got = metrics.pass_at_k(groups["lattice"], sampler="lattice", k=m)
+  got = metrics.pass_at_k(groups["lattice"], sampler=S("lattice"), k=m)
   want = [truth("lattice", i, m) for i in range(len(BINS))]
   np.testing.assert_allclose(got, want, atol=T, rtol=0)
 
 
 def test_lattice_replication_estimator_is_unbiased(groups):
-  got = metrics.pass_at_k(groups["lattice"], sampler="lattice", k=N)
+  got = metrics.pass_at_k(groups["lattice"], sampler=S("lattice"), k=N)
   np.testing.assert_allclose(got, [truth("lattice", i, N) for i in range(len(BINS))], atol=T, rtol=0)
   assert got[0] < 0.5  # p = 0.013: min(1, 16 p) = 0.208, not saturated.
 
@@ -134,21 +135,21 @@ def test_lattice_replication_estimator_is_unbiased(groups):
 @pytest.mark.parametrize("m", [1, 3, 16, 40])
 def test_chen_on_iid_is_unbiased(groups, m):
   # Pooled over R groups of N: a U-statistic of order m on R * N samples.
-  got = metrics.pass_at_k(groups["iid"], sampler="iid", k=m)
+  got = metrics.pass_at_k(groups["iid"], sampler=S("iid"), k=m)
   t = hoeffding_t((R * N) // m)
   np.testing.assert_allclose(got, [truth("iid", i, m) for i in range(len(BINS))], atol=t, rtol=0)
 
 
 def test_stratified_replication_estimator_is_unbiased(groups):
-  got = metrics.pass_at_k(groups["stratified"], sampler="stratified", k=N)
+  got = metrics.pass_at_k(groups["stratified"], sampler=S("stratified"), k=N)
   np.testing.assert_allclose(got, [truth("stratified", i, N) for i in range(len(BINS))], atol=T, rtol=0)
-  got1 = metrics.pass_at_k(groups["stratified"], sampler="stratified", k=1)
+  got1 = metrics.pass_at_k(groups["stratified"], sampler=S("stratified"), k=1)
   np.testing.assert_allclose(got1, [_p(i) for i in range(len(BINS))], atol=T, rtol=0)
 
 
 @pytest.mark.parametrize("m", [2, 4, 6, 16])
 def test_antithetic_estimators_are_unbiased(groups, m):
-  got = metrics.pass_at_k(groups["antithetic"], sampler="antithetic", k=m)
+  got = metrics.pass_at_k(groups["antithetic"], sampler=S("antithetic"), k=m)
   np.testing.assert_allclose(got, [truth("antithetic", i, m) for i in range(len(BINS))], atol=T, rtol=0)
 
 
@@ -191,8 +192,8 @@ def test_pooled_chen_on_lattice_groups_is_biased(groups):
   # Calling pass_at_k with the wrong sampler ("iid") on lattice samples pools
   # them and estimates about 1 - (1 - p)^m instead of min(1, m p).
   m = 8
-  wrong = metrics.pass_at_k(groups["lattice"], sampler="iid", k=m)
-  right = metrics.pass_at_k(groups["lattice"], sampler="lattice", k=m)
+  wrong = metrics.pass_at_k(groups["lattice"], sampler=S("iid"), k=m)
+  right = metrics.pass_at_k(groups["lattice"], sampler=S("lattice"), k=m)
   for i in range(len(BINS)):
     assert abs(right[i] - truth("lattice", i, m)) < T
     if _p(i) >= 0.1:
@@ -216,7 +217,7 @@ def test_wrong_subgroups_on_lattice_are_biased(groups):
 def test_stratified_rejects_proper_subgroups(groups):
   for k in (2, 4, 8):
     with pytest.raises(ValueError, match=r"sampler 'stratified'.*allowed sizes: \[1, 16\]"):
-      metrics.pass_at_k(groups["stratified"], sampler="stratified", k=k)
+      metrics.pass_at_k(groups["stratified"], sampler=S("stratified"), k=k)
   # Why: slots {0, ..., 3} of a stratified 16-group are not a stratified
   # 4-group. For the bin [0.05, 0.3), pass@4 of a fresh stratified group is
   # 1 - 0.8 * 0.2 = 0.84; four strata out of 16 give much less.
@@ -227,8 +228,8 @@ def test_stratified_rejects_proper_subgroups(groups):
 
 def test_lattice_gains_over_iid(groups):
   # Sanity of the whole setup: the lattice reaches the union bound, i.i.d. does not.
-  lattice = metrics.pass_at_k(groups["lattice"], sampler="lattice", k=4)
-  iid = metrics.pass_at_k(groups["iid"], sampler="iid", k=4)
+  lattice = metrics.pass_at_k(groups["lattice"], sampler=S("lattice"), k=4)
+  iid = metrics.pass_at_k(groups["iid"], sampler=S("iid"), k=4)
   bound = metrics.union_bound_per_problem([b[1] for b in BINS], 4)
   np.testing.assert_allclose(lattice, bound, atol=T, rtol=0)
   assert np.all(bound[2:] - iid[2:] > 3 * T)

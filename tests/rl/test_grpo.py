@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import qmotto
-from qmotto import prompting
+from qmotto.tasks import prompting
+from tests import tracing
 from qmotto.models import llama
 from qmotto.models.loading import checkpoint_steps
 from qmotto.models.loading import load_model
@@ -68,7 +69,8 @@ def _rollout(sampler="lattice", temperature=TEMPERATURE):
   problems = TASK.problems("train", 3)
   prompts, lengths = prompting.encode_prompts(tokenizer, TASK, problems, "compact", length=5, pad_id=tokenizer.pad_id)
   out = qmotto.generate(jax.random.key(1), model, prompts, lengths, num_samples=4, max_new_tokens=4,
-                        sampler=sampler, temperature=temperature, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
+                        sampling=qmotto.SamplingOptions.create(sampler, temperature=temperature),
+                        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id)
   texts = prompting.decode_completions(tokenizer, out.tokens, out.lengths)
   rewards = grpo.score_rewards(char_reward, problems, texts)
   adv = advantages.advantages(rewards, "mean")
@@ -154,25 +156,9 @@ class _Crash(Exception):
   pass
 
 
-def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
-  # hidden_size=24: a model shape no other test compiles, so every trace is counted here.
-  config = _config(num_steps=4, checkpoint_every=2, eval_every=2, **{"model.hidden_size": 24,
-                                                                     "model.intermediate_size": 48})
-  before = grpo.TRACE_COUNTS["train_step"]
-  whole = str(tmp_path / "whole")
+def _whole_and_crashed_runs(config, whole: str, crashed: str):
+  """(metrics of a run straight through, metrics of a run that crashed at step 3 and resumed)."""
   metrics = grpo.train(config, whole, task=TASK, reward_fn=char_reward)
-  log = _log(whole)
-  assert [(r["kind"], r["step"]) for r in log] == [
-      ("eval", 0), ("train", 1), ("train", 2), ("eval", 2), ("train", 3), ("train", 4), ("eval", 4)]
-  assert metrics["step"] == 4 and metrics["pass@1"] == log[-1]["pass@1"] and metrics["seconds_per_step"] > 0
-  train_lines = [r for r in log if r["kind"] == "train"]
-  assert all(0 <= r["zero_variance"] <= 1 and 1 <= r["distinct"] <= 4 and r["ratio_dev"] < 1e-4 for r in train_lines)
-  assert any(r["grad_norm"] > 0 for r in train_lines)
-  assert not np.array_equal(np.asarray(jax.tree.leaves(_params(whole))[0]),
-                            np.asarray(jax.tree.leaves(grpo.initial_policy(config, task=TASK).model.params)[0]))
-
-  # A crash at step 3 (the reward function fails on its problems) loses only step 3.
-  crashed = str(tmp_path / "crashed")
   batch = config.batch_size
 
   def failing(problem, text):
@@ -183,12 +169,32 @@ def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
   with pytest.raises(ValueError, match=r"raised _Crash: reward server down on problem 1000012 \(row 0 of the batch\), sample 0, completion"):
     grpo.train(config, crashed, task=TASK, reward_fn=failing)
   assert checkpoint_steps(crashed) == [2]
-  resumed = grpo.train(config, crashed, task=TASK, reward_fn=char_reward)
+  return metrics, grpo.train(config, crashed, task=TASK, reward_fn=char_reward)
+
+
+def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
+  # hidden_size=24: a model shape no other test compiles, so every trace is counted here.
+  config = _config(num_steps=4, checkpoint_every=2, eval_every=2, **{"model.hidden_size": 24,
+                                                                     "model.intermediate_size": 48})
+  whole, crashed = str(tmp_path / "whole"), str(tmp_path / "crashed")
+  with tracing.count_traces() as traces:
+    metrics, resumed = _whole_and_crashed_runs(config, whole, crashed)
+  assert traces["train_step"] == 1  # one compile for all three runs.
+  log = _log(whole)
+  assert [(r["kind"], r["step"]) for r in log] == [
+      ("eval", 0), ("train", 1), ("train", 2), ("eval", 2), ("train", 3), ("train", 4), ("eval", 4)]
+  assert metrics["step"] == 4 and metrics["pass@1"] == log[-1]["pass@1"] and metrics["seconds_per_step"] > 0
+  train_lines = [r for r in log if r["kind"] == "train"]
+  assert all(0 <= r["zero_variance"] <= 1 and 1 <= r["distinct"] <= 4 and r["ratio_dev"] < 1e-4 for r in train_lines)
+  assert any(r["grad_norm"] > 0 for r in train_lines)
+  assert not np.array_equal(np.asarray(jax.tree.leaves(_params(whole))[0]),
+                            np.asarray(jax.tree.leaves(grpo.initial_policy(config, task=TASK).model.params)[0]))
+
+  # A crash at step 3 (the reward function failed on its problems) lost only step 3.
   for a, b in zip(jax.tree.leaves(_params(whole)), jax.tree.leaves(_params(crashed)), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert _strip(_log(whole)) == _strip(_log(crashed))  # no line lost or doubled.
   assert resumed["pass@1"] == metrics["pass@1"]
-  assert grpo.TRACE_COUNTS["train_step"] - before == 1  # one compile for all three runs.
 
   # The checkpoint is a task model: load_model gives the policy and its tokenizer.
   model, tokenizer = load_model(whole)

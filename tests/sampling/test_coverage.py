@@ -33,7 +33,7 @@ def pass_rate(logits_fn, sampler, length, answer, seed=0):
   tokens = np.asarray(
       qmotto.sample_sequences_batched(
           jax.random.key(seed), logits_fn, num_groups=GROUPS, num_samples=K, length=length,
-          sampler=sampler,
+          sampling=sampler,
       )
   )  # [G, K, L]
   solved = (tokens == np.asarray(answer)).all(-1).any(-1)
@@ -119,7 +119,7 @@ def test_distinct_answers_per_group():
   def distinct(sampler):
     tokens = np.asarray(
         qmotto.sample_sequences_batched(
-            jax.random.key(2), fn, num_groups=500, num_samples=K, length=1, sampler=sampler
+            jax.random.key(2), fn, num_groups=500, num_samples=K, length=1, sampling=sampler
         )
     )[:, :, 0]
     return np.mean([len(set(row.tolist())) for row in tokens])

@@ -21,7 +21,6 @@ import pytest
 import scipy.stats
 
 import qmotto
-from qmotto.qmc import _bits
 from qmotto.sampling import inverse_cdf
 
 from . import reference
@@ -58,8 +57,7 @@ def sample_groups(logits_fn, sampler, num_groups, length, seed, **transform):
       num_groups=num_groups,
       num_samples=GROUP,
       length=length,
-      sampler=sampler,
-      **transform,
+      sampling=qmotto.SamplingOptions.create(sampler, **transform),
   )
   return np.asarray(out)  # [G, N, L]
 
@@ -174,7 +172,7 @@ def test_power_or_combined_shift_is_rejected():
   # probability 3/4): the marginal of a 1-step uniform model is visibly off.
   keys = jax.random.split(jax.random.key(0), 2)
   shift = jax.random.bits(keys[0], (4000,), jnp.uint32) | jax.random.bits(keys[1], (4000,), jnp.uint32)
-  u = _bits.words_to_unit_float(shift)
+  u = qmotto.qmc.words_to_unit_float(shift)
   tokens, _ = inverse_cdf.invert_cdf(jnp.ones((4000, 4)), u)
   p = chi_square_pvalue(np.bincount(np.asarray(tokens), minlength=4), np.full(4, 0.25))
   assert p < P_MIN

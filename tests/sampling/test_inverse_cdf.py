@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from qmotto.sampling import inverse_cdf
+from qmotto.sampling import logit_checks
+from qmotto.sampling import transforms
 from qmotto.sampling import LogitTransform
 
 from . import reference
@@ -43,7 +45,7 @@ def test_large_vocabulary_with_truncation_matches_searchsorted():
   key = jax.random.key(0)
   logits = jax.random.normal(key, (16, 256_000)) * 3
   transform = LogitTransform(temperature=1.0, top_k=1000)
-  w = inverse_cdf.token_weights(logits, transform)
+  w = transforms.token_weights(logits, transform)
   u = jax.random.uniform(jax.random.key(1), (16,))
   tokens, _ = inverse_cdf.invert_cdf(w, u)
   w64 = np.asarray(w, np.float64)
@@ -69,7 +71,7 @@ def test_large_vocabulary_with_truncation_matches_searchsorted():
 )
 def test_token_weights_match_reference(options):
   logits = jax.random.normal(jax.random.key(4), (32, 12)) * 2
-  w = np.asarray(inverse_cdf.token_weights(logits, LogitTransform(**options)), np.float64)
+  w = np.asarray(transforms.token_weights(logits, LogitTransform(**options)), np.float64)
   w /= w.sum(-1, keepdims=True)
   np.testing.assert_allclose(w, reference.transformed_probs(np.asarray(logits), **options), atol=1e-6)
 
@@ -82,7 +84,7 @@ def test_greedy_is_argmax():
 
 def test_invalid_rows():
   logits = jnp.array([[0.0, 1.0], [jnp.nan, 0.0], [-jnp.inf, -jnp.inf], [-jnp.inf, 2.0]])
-  np.testing.assert_array_equal(inverse_cdf.invalid_rows(logits), [False, True, True, False])
+  np.testing.assert_array_equal(logit_checks.invalid_rows(logits), [False, True, True, False])
 
 
 @pytest.mark.parametrize(

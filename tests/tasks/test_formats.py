@@ -139,7 +139,7 @@ def test_arc_format():
   assert task.compact_to_answer(p, task.compact_target(p)) == p.answer
   assert task.compact_to_answer(p, "12 3") is None
   with pytest.raises(ValueError, match="single digits"):
-    formats._cells([1, 10])  # pylint: disable=protected-access
+    formats.cells([1, 10])
 
 
 def test_arithmetic_formats():

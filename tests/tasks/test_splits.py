@@ -50,7 +50,7 @@ def test_problems_are_reasoning_gym_items(name):
   for p in task.problems("train", 2, start=5000) + task.problems("test", 2):
     entry = rg.create_dataset(name, seed=p.dataset_seed, size=p.index + 1, **options)[p.index]
     assert (entry["question"], entry["answer"]) == (p.question, p.answer)
-    assert (p.dataset_seed - splits._BASE_SEEDS["train" if p.index >= 5000 else "test"]) % splits.SEED_STRIDE == 0
+    assert (p.dataset_seed - (tasks.TRAIN_SEED if p.index >= 5000 else tasks.TEST_SEED)) % splits.SEED_STRIDE == 0
     single = rg.create_dataset(name, seed=p.dataset_seed + p.index, size=1, **options)[0]
     if name == "gsm_symbolic":
       # gsm_symbolic draws all templates from Random(seed) up front: not seed + i.

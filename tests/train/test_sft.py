@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import qmotto
-from qmotto import decoding
-from qmotto import prompting
+from qmotto.tasks import prompting
+from tests import tracing
 from qmotto.models.loading import CharTokenizer
 from qmotto.models.loading import checkpoint_steps
 from qmotto.models.loading import load_model
@@ -73,24 +73,12 @@ def test_batches_mask_the_target_and_depend_only_on_the_step():
 def trained(tmp_path_factory):
   """40 steps with evaluations at 20 and 40; records the trace counts."""
   workdir = str(tmp_path_factory.mktemp("trained"))
-  forward_calls = []
-  original = decoding._forward
-
-  def counting_forward(*args, **kwargs):  # runs only while generate is traced.
-    forward_calls.append(args[1].shape)
-    return original(*args, **kwargs)
-
-  decoding._forward = counting_forward
-  before = sft.TRACE_COUNTS["train_step"]
-  try:
+  with tracing.count_traces() as traces:
     # hidden_size=24: a model shape no other test compiles, so every trace is counted here.
     config = _config(num_steps=40, warmup_steps=4, log_every=10, eval_every=20, checkpoint_every=10,
                      batch_size=16, **{"model.hidden_size": 24, "model.intermediate_size": 48})
     metrics = sft.train(config, workdir, task=TASK)
-  finally:
-    decoding._forward = original
-  return dict(workdir=workdir, metrics=metrics, config=config, forward_calls=forward_calls,
-              train_traces=sft.TRACE_COUNTS["train_step"] - before)
+  return dict(workdir=workdir, metrics=metrics, config=config, traces=traces)
 
 
 def test_loss_decreases_and_log_is_complete(trained):
@@ -109,10 +97,9 @@ def test_loss_decreases_and_log_is_complete(trained):
 
 
 def test_one_compile_for_training_and_for_each_eval_sampler(trained):
-  assert trained["train_traces"] == 1
-  # Greedy and sampled generate each traced once (prefill + decode step),
-  # although evaluation ran twice.
-  assert len(trained["forward_calls"]) == 4, trained["forward_calls"]
+  assert trained["traces"]["train_step"] == 1, trained["traces"]
+  # Greedy and sampled generate each traced once, although evaluation ran twice.
+  assert trained["traces"]["generate_groups"] == 2, trained["traces"]
 
 
 def test_final_checkpoint_loads_with_tokenizer_for_generate(trained):
@@ -131,7 +118,7 @@ def test_final_checkpoint_loads_with_tokenizer_for_generate(trained):
   prompts, lengths = prompting.encode_prompts(
       tokenizer, TASK, problems, "compact", length=meta["prompt_len"], pad_id=tokenizer.pad_id)
   out = qmotto.generate(jax.random.key(0), model, prompts, lengths, num_samples=2,
-                        max_new_tokens=meta["max_new_tokens"], sampler="lattice", eos_id=tokenizer.eos_id)
+                        max_new_tokens=meta["max_new_tokens"], sampling="lattice", eos_id=tokenizer.eos_id)
   texts = prompting.decode_completions(tokenizer, out.tokens, out.lengths)
   assert len(texts) == 3 and all(isinstance(t, str) for row in texts for t in row)
 
@@ -146,9 +133,8 @@ def _resume_config(**overrides):
   return _config(**{**settings, **overrides})
 
 
-def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
-  config = _resume_config(**{"model.hidden_size": 40})  # a shape of its own: its traces are counted.
-  before = sft.TRACE_COUNTS["train_step"]
+def _interrupted_and_whole_runs(config, tmp_path, monkeypatch):
+  """(whole, resumed): a run straight through, and one interrupted after step 4 and resumed."""
   whole = str(tmp_path / "whole")
   sft.train(config, whole, task=TASK)
 
@@ -165,21 +151,28 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
     sft.train(config, resumed, task=TASK)
   assert checkpoint_steps(resumed) == [4]
   monkeypatch.setattr(data.BatchStream, "batch", original)
-  metrics = sft.train(config, resumed, task=TASK)
+  return whole, resumed
 
-  a, b = _params(whole), _params(resumed)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  strip = lambda log: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in log]  # noqa: E731
-  assert strip(_log(whole)) == strip(_log(resumed))  # same lines, none lost, none doubled.
-  assert metrics["step"] == 6
 
-  # Running a finished workdir again only re-evaluates its final checkpoint.
-  log = _log(resumed)
-  again = sft.train(config, resumed, task=TASK)
+def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
+  config = _resume_config(**{"model.hidden_size": 40})  # a shape of its own: its traces are counted.
+  with tracing.count_traces() as traces:
+    whole, resumed = _interrupted_and_whole_runs(config, tmp_path, monkeypatch)
+    metrics = sft.train(config, resumed, task=TASK)
+
+    a, b = _params(whole), _params(resumed)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    strip = lambda log: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in log]  # noqa: E731
+    assert strip(_log(whole)) == strip(_log(resumed))  # same lines, none lost, none doubled.
+    assert metrics["step"] == 6
+
+    # Running a finished workdir again only re-evaluates its final checkpoint.
+    log = _log(resumed)
+    again = sft.train(config, resumed, task=TASK)
   assert again["pass@1"] == metrics["pass@1"] and checkpoint_steps(resumed) == [6]
   assert _log(resumed) == log
-  assert sft.TRACE_COUNTS["train_step"] - before == 1  # one compile for both runs and the resume.
+  assert traces["train_step"] == 1  # one compile for both runs and the resume.
 
 
 def test_resume_refuses_a_different_run(trained, tmp_path):

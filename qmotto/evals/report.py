@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from qmotto import metrics
+from qmotto import sampling
 
 
 def per_problem_pass_at_k(name: str, groups: dict[int, np.ndarray], ks: list[int]) -> np.ndarray:
@@ -22,16 +23,17 @@ def per_problem_pass_at_k(name: str, groups: dict[int, np.ndarray], ks: list[int
       a valid sub-group (the group of size k itself, else the largest one).
     ks: the k values.
   """
+  sampler = sampling.get_sampler(name)
   out = []
   for k in ks:
-    sizes = [n for n in sorted(groups, reverse=True) if k in metrics.allowed_subgroup_sizes(name, n)]
+    sizes = [n for n in sorted(groups, reverse=True) if k in metrics.allowed_subgroup_sizes(sampler, n)]
     if not sizes:
       raise ValueError(
           f"sampler {name!r}: no group size among {sorted(groups)} allows k={k}; sample "
           f"groups of size {k} (allowed sub-groups: "
-          f"{ {n: metrics.allowed_subgroup_sizes(name, n) for n in groups} })."
+          f"{ {n: metrics.allowed_subgroup_sizes(sampler, n) for n in groups} })."
       )
-    out.append(metrics.pass_at_k(groups[k if k in sizes else sizes[0]], sampler=name, k=k))
+    out.append(metrics.pass_at_k(groups[k if k in sizes else sizes[0]], sampler=sampler, k=k))
   return np.stack(out, axis=-1)
 
 

@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from qmotto import files
+from qmotto.utils import files
 
 
 def test_write_json_atomic_and_readable(tmp_path):

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from qmotto import prompting
+from qmotto.tasks import prompting
 from qmotto import tasks
 from qmotto.models import LlamaConfig
 from qmotto.models import init_model

@@ -1,4 +1,4 @@
-"""Tests of sample_sequences: API, determinism, tracing, batching, bad input."""
+"""Tests of the model-agnostic decode loop (qmotto.decode.loop): API, determinism, tracing, batching, bad input."""
 
 import jax
 import jax.numpy as jnp
@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import qmotto
-from qmotto.sampling import sequences
-
-from . import toy_models
+from qmotto import decode
+from tests.sampling import toy_models
 
 MODEL = toy_models.PrefixTableModel(vocab=3, length=4, seed=0)
 
@@ -35,7 +34,10 @@ def test_signature_defaults():
   import inspect
 
   params = inspect.signature(qmotto.sample_sequences).parameters
-  assert list(params)[:2] == ["key", "logits_fn"]
+  # The signature the project promises, exactly.
+  assert list(params) == [
+      "key", "logits_fn", "num_samples", "length", "sampler", "temperature", "top_k", "top_p", "min_p"
+  ]
   assert params["sampler"].default == "lattice" and params["temperature"].default == 1.0
   for name in ("top_k", "top_p", "min_p"):
     assert params[name].default is None
@@ -51,8 +53,11 @@ def test_logits_fn_sees_padding_beyond_t_and_traced_step():
     # NaN logits (an error) if a position >= t is not padding.
     return jnp.where(ok, jnp.zeros((tokens.shape[0], 5)), jnp.nan)
 
-  out = qmotto.sample_sequences(jax.random.key(1), logits_fn, num_samples=4, length=6, pad_id=7)
-  assert out.shape == (4, 6) and (np.asarray(out) < 5).all()
+  out = qmotto.sample_sequences_batched(
+      jax.random.key(1), lambda tokens, t: logits_fn(tokens[0], t)[None], num_groups=1, num_samples=4,
+      length=6, pad_id=7,
+  )
+  assert out.shape == (1, 4, 6) and (np.asarray(out) < 5).all()
   assert all(issubclass(tp, jax.core.Tracer) for tp in seen)
 
 
@@ -88,7 +93,7 @@ def test_batched_groups_are_independent_and_addressable():
   key = jax.random.key(5)
   batched_fn = lambda tokens, t: MODEL.logits_fn(tokens, t)
   full = qmotto.sample_sequences_batched(
-      key, batched_fn, num_groups=6, num_samples=8, length=4, sampler="sobol"
+      key, batched_fn, num_groups=6, num_samples=8, length=4, sampling="sobol"
   )
   assert full.shape == (6, 8, 4)
   # Group 0 of the batched form is the single-group call with the same key.
@@ -96,10 +101,15 @@ def test_batched_groups_are_independent_and_addressable():
   np.testing.assert_array_equal(full[0], single)
   # Any subset of groups, computed on its own, equals the same groups of the whole.
   part = qmotto.sample_sequences_batched(
-      key, batched_fn, num_groups=2, num_samples=8, length=4, sampler="sobol",
+      key, batched_fn, num_groups=2, num_samples=8, length=4, sampling="sobol",
       group_ids=jnp.array([4, 1]),
   )
   np.testing.assert_array_equal(part, full[np.array([4, 1])])
+  # The same with the options object: a name is the default transform.
+  with_options = qmotto.sample_sequences_batched(
+      key, batched_fn, num_groups=6, num_samples=8, length=4, sampling=qmotto.SamplingOptions.create("sobol")
+  )
+  np.testing.assert_array_equal(with_options, full)
   # Groups are randomized independently: not all equal.
   assert len({np.asarray(g).tobytes() for g in full}) > 1
 
@@ -185,13 +195,43 @@ def test_invalid_logits_raise_eagerly_and_under_jit(bad_row):
     jitted(jax.random.key(0)).block_until_ready()
 
 
+def test_check_logits_off_skips_the_check():
+  def logits_fn(tokens, t):
+    return jnp.zeros((tokens.shape[0], tokens.shape[1], 3)).at[:, 1].set(jnp.nan)
+
+  options = qmotto.SamplingOptions.create("lattice", check_logits=False)
+  out = qmotto.sample_sequences_batched(
+      jax.random.key(0), logits_fn, num_groups=1, num_samples=4, length=2, sampling=options
+  )
+  assert out.shape == (1, 4, 2)
+  with pytest.raises(ValueError, match="invalid logits"):
+    qmotto.sample_sequences_batched(jax.random.key(0), logits_fn, num_groups=1, num_samples=4, length=2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sampling=3), "sampling must be a qmotto.SamplingOptions, a qmotto.Sampler or a sampler name"),
+        (dict(sampling="nope"), "unknown name 'nope'"),
+        (dict(num_groups=0), "num_groups must be an int >= 1"),
+        (dict(group_ids=jnp.arange(5)), r"group_ids must be int\[2\] \(one id per group\)"),
+        (dict(logits_fn="table"), "logits_fn must be callable"),
+    ],
+)
+def test_batched_bad_arguments(kwargs, match):
+  args = dict(logits_fn=lambda tokens, t: MODEL.logits_fn(tokens, t), num_groups=2, num_samples=8, length=4)
+  args.update(kwargs)
+  with pytest.raises(ValueError, match=match):
+    qmotto.sample_sequences_batched(jax.random.key(0), **args)
+
+
 def test_wrong_logits_shape_is_reported():
   with pytest.raises(ValueError, match="logits_fn must return"):
     qmotto.sample_sequences(jax.random.key(0), lambda tok, t: jnp.zeros((3,)), num_samples=4, length=2)
 
 
 def test_decode_state_is_a_pytree():
-  state = sequences.DecodeState(
+  state = decode.DecodeState(
       step=jnp.int32(0), tokens=jnp.zeros((1, 2, 3), jnp.int32), codes=jnp.zeros((1, 2), jnp.uint32),
       invalid=jnp.bool_(False),
   )

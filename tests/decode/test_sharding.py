@@ -1,4 +1,4 @@
-"""Tests of qmotto.sharding: the group axis sharded over devices.
+"""Tests of qmotto.sharding (qmotto.decode.sharding): the group axis sharded over devices.
 
 The multi-device checks run in a subprocess with 8 forced CPU devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=8), since the device count
@@ -16,9 +16,9 @@ import jax
 import numpy as np
 import pytest
 
-from qmotto import sharding
+from qmotto.decode import sharding
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 _SCRIPT = r'''
 import json
@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from qmotto import decoding, sharding
-from qmotto.sampling import sequences
+from qmotto import decode
+from qmotto.decode import sharding
 from tests.models import helpers
 
 assert jax.device_count() == 8, jax.devices()
@@ -56,7 +56,7 @@ def check_layout(name, array, mesh, reference, ids):
     d = list(mesh.devices.flat).index(s.device)
     assert s.index[0] == slice(d, d + 1), (name, d, s.index)
     np.testing.assert_array_equal(np.asarray(s.data), reference[d:d + 1], err_msg=name)
-  id_shards = sharding.group_ids_sharded(mesh, num_prompts, ids).addressable_shards
+  id_shards = sharding.GroupSharding(mesh).group_ids(num_prompts, ids).addressable_shards
   for s in id_shards:
     d = list(mesh.devices.flat).index(s.device)
     assert np.asarray(s.data).tolist() == [int(ids[d])], (name, d)
@@ -66,11 +66,11 @@ ids = np.array([5, 3, 100, 7, 0, 1, 2, 9], np.uint32)
 kw = dict(num_samples=4, max_new_tokens=6)
 for sampler, group_batch in [("sobol", None), ("lattice", None), ("lattice", "default"), ("stratified", "default")]:
   name = f"generate/{sampler}/group_batch={group_batch}"
-  opts = dict(kw, sampler=sampler, group_ids=ids)
+  opts = dict(kw, sampling=sampler, group_ids=ids)
   batching = {} if group_batch == "default" else dict(group_batch=group_batch)  # default: 1
-  out8 = sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh8, **batching, **opts)
-  out1 = sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh1, **batching, **opts)
-  plain = decoding.generate(key, model, prompts, lengths, **opts) if group_batch is None else out1
+  out8 = sharding.GroupSharding(mesh8, **batching).generate(key, model, prompts, lengths, **opts)
+  out1 = sharding.GroupSharding(mesh1, **batching).generate(key, model, prompts, lengths, **opts)
+  plain = decode.generate(key, model, prompts, lengths, **opts) if group_batch is None else out1
   report[name] = dict(
       tokens_8_vs_1=bool(np.array_equal(T(out8.tokens), T(out1.tokens))),
       logprobs_8_vs_1=bool(np.array_equal(T(out8.logprobs), T(out1.logprobs))),
@@ -83,7 +83,7 @@ for sampler, group_batch in [("sobol", None), ("lattice", None), ("lattice", "de
   if sampler == "lattice" and group_batch is None:
     # One prompt per device is exactly `generate` on that prompt alone.
     alone = np.concatenate([
-        T(decoding.generate(key, model, prompts[i:i + 1], lengths[i:i + 1], **dict(opts, group_ids=ids[i:i + 1])).tokens)
+        T(decode.generate(key, model, prompts[i:i + 1], lengths[i:i + 1], **dict(opts, group_ids=ids[i:i + 1])).tokens)
         for i in range(0, num_prompts, 3)
     ])
     report[name]["tokens_8_vs_alone"] = bool(np.array_equal(T(out8.tokens)[::3], alone))
@@ -102,10 +102,10 @@ def toy_logits(tokens, t):
 
 for sampler in ["lattice", "sobol", "iid"]:
   name = f"sample_sequences_batched/{sampler}"
-  opts = dict(num_groups=8, num_samples=8, length=10, sampler=sampler, group_ids=ids)
-  s8 = sharding.sharded_sample_sequences_batched(key, toy_logits, mesh=mesh8, **opts)
-  s1 = sharding.sharded_sample_sequences_batched(key, toy_logits, mesh=mesh1, **opts)
-  plain = sequences.sample_sequences_batched(key, toy_logits, **opts)
+  opts = dict(num_groups=8, num_samples=8, length=10, sampling=sampler, group_ids=ids)
+  s8 = sharding.GroupSharding(mesh8).sample_sequences_batched(key, toy_logits, **opts)
+  s1 = sharding.GroupSharding(mesh1).sample_sequences_batched(key, toy_logits, **opts)
+  plain = decode.sample_sequences_batched(key, toy_logits, **opts)
   report[name] = dict(
       tokens_8_vs_1=bool(np.array_equal(T(s8), T(s1))),
       tokens_8_vs_generate=bool(np.array_equal(T(s8), T(plain))),
@@ -114,9 +114,9 @@ for sampler in ["lattice", "sobol", "iid"]:
 
 errors = {}
 for name, call in [
-    ("generate", lambda: sharding.sharded_generate(key, model, prompts[:6], lengths[:6], mesh=mesh8, **kw)),
-    ("sample", lambda: sharding.sharded_sample_sequences_batched(key, toy_logits, mesh=mesh8, num_groups=12, num_samples=4, length=3)),
-    ("group_batch", lambda: sharding.sharded_generate(key, model, prompts, lengths, mesh=sharding.make_mesh(devices=jax.devices()[:2]), group_batch=3, **kw)),
+    ("generate", lambda: sharding.GroupSharding(mesh8).generate(key, model, prompts[:6], lengths[:6], **kw)),
+    ("sample", lambda: sharding.GroupSharding(mesh8).sample_sequences_batched(key, toy_logits, num_groups=12, num_samples=4, length=3)),
+    ("group_batch", lambda: sharding.GroupSharding(sharding.make_mesh(devices=jax.devices()[:2]), group_batch=3).generate(key, model, prompts, lengths, **kw)),
 ]:
   try:
     call()
@@ -209,23 +209,26 @@ def test_argument_checks():
   key = jax.random.key(0)
   mesh = sharding.make_mesh()
   with pytest.raises(ValueError, match="max_new_tokens"):
-    sharding.sharded_generate(key, model, prompts, lengths, mesh=mesh, num_samples=4, max_new_tokens=0)
-  with pytest.raises(ValueError, match="group_batch"):
-    sharding.sharded_generate(
-        key, model, prompts, lengths, mesh=mesh, num_samples=4, max_new_tokens=2, group_batch=0
-    )
+    sharding.GroupSharding(mesh).generate(key, model, prompts, lengths, num_samples=4, max_new_tokens=0)
+  with pytest.raises(ValueError, match="group_batch must be an int >= 1"):
+    sharding.GroupSharding(mesh, group_batch=0)
   with pytest.raises(ValueError, match="1-D"):
-    two_d = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("a", "b"))
-    sharding.sharded_generate(key, model, prompts, lengths, mesh=two_d, num_samples=4, max_new_tokens=2)
+    sharding.GroupSharding(jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("a", "b")))
+  with pytest.raises(ValueError, match="mesh must be a jax.sharding.Mesh"):
+    sharding.GroupSharding(jax.devices())
+  with pytest.raises(ValueError, match="sampling must be"):
+    sharding.GroupSharding(mesh).generate(key, model, prompts, lengths, num_samples=4, max_new_tokens=2, sampling=1)
+  groups = sharding.GroupSharding(mesh, group_batch=None)
+  assert groups == sharding.GroupSharding(mesh, None) and hash(groups)  # a static jit argument.
 
 
 def test_invalid_logits_raise():
   import jax.numpy as jnp
 
   with pytest.raises(ValueError, match="invalid logits"):
-    sharding.sharded_sample_sequences_batched(
+    sharding.GroupSharding(sharding.make_mesh()).sample_sequences_batched(
         jax.random.key(0), lambda tokens, t: jnp.full(tokens.shape[:2] + (3,), jnp.nan),
-        mesh=sharding.make_mesh(), num_groups=1, num_samples=2, length=2,
+        num_groups=1, num_samples=2, length=2,
     )
 
 

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from qmotto import models
-from qmotto import passk
-from qmotto import passk_report
+from qmotto.evals import passk
+from qmotto.evals import report
 from qmotto.models import loading
 from tests.models import helpers
 
-from .fakes import Problem
+from tests.fakes import Problem
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 from configs import passk as passk_config  # noqa: E402
 
@@ -137,7 +137,7 @@ def test_smoke_run_rows_files_and_summary(reference):
     assert f.read(8) == PNG_MAGIC
   summary = json.load(open(paths["summary"]))
   assert len(summary) == len(rows) and {"saved_low", "saved_high", "union_bound"} <= set(summary[0])
-  assert "lattice" in passk_report.format_table(rows, list(config.ks_shown))
+  assert "lattice" in report.format_table(rows, list(config.ks_shown))
   assert not [f for f in os.listdir(config.output_dir) if f.startswith(".tmp")]
 
 

@@ -1,9 +1,10 @@
-"""The variant argument of a config file: `--config=configs/grpo.py:task=maze,seed=1,smoke`.
+"""Shared by the config files: the variant argument `--config=configs/grpo.py:task=maze,seed=1,smoke`.
 
-    from qmotto import config_args
+    from configs import common
+
 
     def get_config(arg: str = "") -> ml_collections.ConfigDict:
-      args = config_args.parse_arg(
+      args = common.parse_arg(
           arg, "configs/grpo.py", example="task=maze,sampler=lattice,seed=0",
           choices={"task": TASKS}, task="countdown", sampler="lattice", seed=0, smoke=False,
       )

@@ -5,7 +5,7 @@ checkpoint, "smollm2-135m-instruct", a Hugging Face directory or a .gguf),
 encodes `num_problems` test problems of a task (`qmotto.tasks`), and for
 every sampler draws R independent groups of n samples per problem with
 `qmotto.generate`. Each completion is scored with `task.score_text` and its
-answer extracted; then `passk_report.passk_rows` gives, for every sampler and
+answer extracted; then `report.passk_rows` gives, for every sampler and
 k, the unbiased pass@k with a bootstrap interval, the per-problem union bound
 mean_i min(1, k p_i) (p_i from the i.i.d. samples) and the samples saved vs
 i.i.d. with an interval (NaN where the i.i.d. pass@k is 0: any sampler
@@ -56,13 +56,14 @@ import jax
 import numpy as np
 from absl import logging
 
-from qmotto import decoding
-from qmotto import files
+from qmotto import decode
+from qmotto.utils import files
 from qmotto import metrics
-from qmotto import passk_report
-from qmotto import prompting
+from qmotto.evals import report
+from qmotto.tasks import prompting
 from qmotto.models import llama
 from qmotto.models import loading
+from qmotto import sampling
 from qmotto.sampling import samplers as samplers_lib
 
 RESULT_KIND = "qmotto.passk"
@@ -109,7 +110,7 @@ def group_sizes(sampler: str, group_size: int, ks: Sequence[int]) -> list[int]:
     ValueError: k > n, or a k that is neither a valid sub-group size of a
       group of n nor a group size the sampler can make on its own.
   """
-  allowed = metrics.allowed_subgroup_sizes(sampler, group_size)
+  allowed = metrics.allowed_subgroup_sizes(samplers_lib.get_sampler(sampler), group_size)
   sizes = [group_size]
   for k in ks:
     if k > group_size:
@@ -156,7 +157,7 @@ def check_config(config) -> None:
     raise ValueError(f"config.ks must be strictly increasing, got {ks}.")
   for sampler in samplers:
     try:
-      metrics.allowed_subgroup_sizes(sampler, config.group_size)
+      metrics.allowed_subgroup_sizes(samplers_lib.get_sampler(sampler), config.group_size)
     except ValueError as e:
       raise ValueError(f"config.group_size={config.group_size} for sampler {sampler!r}: {e}") from e
     group_sizes(sampler, config.group_size, ks)
@@ -486,18 +487,17 @@ def _sample_chunk(s: Setup, config, sampler: str, size: int, reps: int, key, row
   prompt_rows = np.repeat(padded, reps)  # [c * R]: group r of problem i at i * R + r.
   indices = np.array([s.problems[i].index for i in padded], np.int64)
   group_ids = (np.repeat(indices, reps) * reps + np.tile(np.arange(reps), chunk)).astype(np.uint32)
-  out = decoding.generate(
+  out = decode.generate(
       key,
       s.model,
       s.prompts[prompt_rows],
       s.prompt_lengths[prompt_rows],
       num_samples=size,
       max_new_tokens=s.max_new_tokens,
-      sampler=sampler,
+      sampling=sampling.SamplingOptions.create(sampler, **_transform_kwargs(config)),
       eos_id=int(s.tokenizer.eos_id),
       pad_id=int(s.tokenizer.pad_id if s.tokenizer.pad_id is not None else s.tokenizer.eos_id),
       group_ids=group_ids,
-      **_transform_kwargs(config),
   )
   shape = (len(rows), reps, size)
   tokens = np.asarray(out.tokens).reshape(chunk, reps, size, -1)[: len(rows)]
@@ -621,7 +621,7 @@ def distinct_per_group(codes: np.ndarray, sampler: str, k: int) -> np.ndarray:
   elif samplers_lib.get_sampler(sampler).independent:
     sub = np.arange((n // k) * k).reshape(-1, k)
   else:
-    sub = metrics.valid_subgroups(sampler, n, k)
+    sub = metrics.valid_subgroups(samplers_lib.get_sampler(sampler), n, k)
   groups = np.sort(codes[:, :, sub], axis=-1)  # [P, R, S, k]
   new = groups >= 0
   new[..., 1:] &= groups[..., 1:] != groups[..., :-1]
@@ -639,7 +639,7 @@ def analyze(config, s: Setup, samples: dict) -> tuple[list[dict], dict]:
   correct = {name: {size: g["correct"] for size, g in samples[name]["groups"].items()} for name in config.samplers}
   baseline = correct[BASELINE][config.group_size]
   answer_probs = baseline.astype(np.float64).mean(axis=(1, 2))
-  rows = passk_report.passk_rows(
+  rows = report.passk_rows(
       correct, ks, answer_probs=answer_probs, seed=int(config.seed), num_resamples=int(config.num_resamples)
   )
   distinct, stats, per_problem = {}, {}, {}
@@ -661,7 +661,7 @@ def analyze(config, s: Setup, samples: dict) -> tuple[list[dict], dict]:
         loaded_chunks=int(samples[name]["stats"]["loaded_chunks"]),
         examples=list(full["examples"]),
     )
-    per_problem[name] = np.round(passk_report.per_problem_pass_at_k(name, correct[name], ks), 6).tolist()
+    per_problem[name] = np.round(report.per_problem_pass_at_k(name, correct[name], ks), 6).tolist()
     if stats[name]["truncated"] > TRUNCATION_WARNING:
       logging.warning("%s: %.0f%% of completions hit max_new_tokens=%d without a stop token.",
                       name, 100 * stats[name]["truncated"], s.max_new_tokens)
@@ -754,7 +754,7 @@ def save_outputs(result: dict, output_dir: str, *, plot: bool = True) -> dict[st
   path = result_path(output_dir, result["task"], result["model"])
   paths = {}
   if plot:
-    from qmotto import plots  # pylint: disable=g-import-not-at-top
+    from qmotto.evals import plots  # pylint: disable=g-import-not-at-top
 
     png = os.path.splitext(path)[0] + ".png"
     plots.plot_passk(result, png)

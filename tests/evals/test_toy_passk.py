@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import qmotto
-from qmotto import passk_report
-from qmotto import toy
-from qmotto import toy_passk
+from qmotto.evals import report
+from qmotto.evals import toy
+from qmotto.evals import toy_passk
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 from configs import passk_toy as passk_toy_config  # noqa: E402
 
@@ -27,7 +27,7 @@ def test_answer_probs_match_sampling():
   tokens = np.asarray(
       qmotto.sample_sequences_batched(
           jax.random.key(0), toy.table_logits_fn(suite.group_tables(np.arange(20))),
-          num_groups=20, num_samples=20000, length=suite.length, sampler="iid",
+          num_groups=20, num_samples=20000, length=suite.length, sampling="iid",
       )
   )
   freq = (tokens == suite.answers[:, None, :]).all(-1).mean(-1)
@@ -61,16 +61,16 @@ def test_smoke_run_writes_complete_rows(tmp_path):
                      length=config.length, difficulty=tuple(config.difficulty)).answer_probs()
   for r in rows:
     assert r["union_bound"] == pytest.approx(np.minimum(1, r["k"] * p).mean())
-  table = passk_report.format_table(rows)
+  table = report.format_table(rows)
   assert "lattice" in table and "stratified" in table
 
 
 def test_report_rejects_sizes_no_group_serves():
   correct = {"iid": np.zeros((3, 2, 8), bool), "stratified": np.zeros((3, 2, 8), bool)}
   with pytest.raises(ValueError, match="no group size"):
-    passk_report.passk_rows(correct, [1, 2, 8], seed=0)
+    report.passk_rows(correct, [1, 2, 8], seed=0)
   with pytest.raises(ValueError, match="baseline"):
-    passk_report.passk_rows({"lattice": np.zeros((3, 2, 8), bool)}, [1], seed=0)
+    report.passk_rows({"lattice": np.zeros((3, 2, 8), bool)}, [1], seed=0)
 
 
 def test_config_variants():
@@ -97,7 +97,7 @@ def test_savings_markdown():
 
   rows = [row("iid", 16, 0.5, 0.0, 0.0, 0.0), row("lattice", 16, 0.6, 0.3, 0.2, 0.4),
           row("iid", 64, 0.8, 0.0, 0.0, 0.0), row("lattice", 64, 0.9, 0.4, -np.inf, 0.5)]
-  lines = passk_report.savings_markdown(rows, [16, 64]).splitlines()
+  lines = report.savings_markdown(rows, [16, 64]).splitlines()
   assert lines[0] == ("| task | model | problems | sampler | iid pass@16 | saved at k=16 | iid pass@64 | "
                       "saved at k=64 |")
   assert lines[2] == "| t | m | 9 | lattice | 0.500 | +30% [+20%, +40%] | 0.800 | +40% [-inf, +50%] |"

@@ -1,4 +1,4 @@
-"""Tests of qmotto.decoding.generate: exact reuse of the samplers, the cache
+"""Tests of qmotto.decode.generate: exact reuse of the samplers, the cache
 path against a full-forward reference, EOS, shared prefill, tracing, bad input."""
 
 
@@ -8,23 +8,25 @@ import numpy as np
 import pytest
 
 import qmotto
-from qmotto import decoding
+from qmotto import decode
 from qmotto import models
 
-from ..sampling import reference
-from . import helpers
+from tests import tracing
+from tests.models import helpers
+from tests.sampling import reference
 
 MODEL = helpers.random_model(7, max_seq_len=24)
 PROMPTS = np.array([[5, 9, 2, 0, 0, 0], [7, 1, 4, 4, 8, 3], [11, 0, 0, 0, 0, 0]], np.int32)
 LENGTHS = np.array([3, 6, 1], np.int32)
 K, N = 8, 7
+GREEDY = qmotto.SamplingOptions.create("lattice", temperature=0.0)
 TRANSFORM = dict(temperature=0.7, top_k=20, top_p=0.95, min_p=0.01)
-SOBOL_OPTIONS = dict(sampler="sobol", **TRANSFORM)
+SOBOL_OPTIONS = dict(sampling=qmotto.SamplingOptions.create("sobol", **TRANSFORM))
 
 
 def _generate(key=0, model=MODEL, prompts=PROMPTS, lengths=LENGTHS, **kwargs):
   kwargs = dict(num_samples=K, max_new_tokens=N) | kwargs
-  return decoding.generate(jax.random.key(key), model, prompts, lengths, **kwargs)
+  return decode.generate(jax.random.key(key), model, prompts, lengths, **kwargs)
 
 
 def _bigram_model(seed: int) -> models.Model:
@@ -51,20 +53,20 @@ def _bigram_logits_fn(table: np.ndarray, last_prompt_tokens: np.ndarray):
   return logits_fn
 
 
-@pytest.mark.parametrize("sampler, options", [("lattice", {}), ("sobol", TRANSFORM)])
-def test_same_tokens_as_sample_sequences_batched(sampler, options):
+@pytest.mark.parametrize("options", ["lattice", qmotto.SamplingOptions.create("sobol", **TRANSFORM)])
+def test_same_tokens_as_sample_sequences_batched(options):
   """With logits that ignore the prompt (but for its last token), generate
   draws exactly the tokens of the model-agnostic sampler: same uniforms,
-  same groups (group p = fold_in(key, p)), same decode_step."""
+  same groups (group p = fold_in(key, p)), same coupled_step."""
   model = _bigram_model(8)
   vocab = model.config.vocab_size
   table = np.asarray(models.forward_logits(model, np.arange(vocab)[:, None]))[:, 0]  # [V, V]
   last = PROMPTS[np.arange(3), LENGTHS - 1]
   key = jax.random.key(21)
   expected = qmotto.sample_sequences_batched(
-      key, _bigram_logits_fn(table, last), num_groups=3, num_samples=K, length=N, sampler=sampler, **options
+      key, _bigram_logits_fn(table, last), num_groups=3, num_samples=K, length=N, sampling=options
   )
-  out = decoding.generate(key, model, PROMPTS, LENGTHS, num_samples=K, max_new_tokens=N, sampler=sampler, **options)
+  out = decode.generate(key, model, PROMPTS, LENGTHS, num_samples=K, max_new_tokens=N, sampling=options)
   np.testing.assert_array_equal(out.tokens, expected)
   np.testing.assert_array_equal(out.lengths, N)
   assert len({tuple(s) for s in np.asarray(out.tokens).reshape(-1, N)}) > 3 * K // 2  # not degenerate.
@@ -72,9 +74,8 @@ def test_same_tokens_as_sample_sequences_batched(sampler, options):
   # With an EOS: the same tokens up to and including the first EOS, then padding.
   expected = np.asarray(expected)
   eos = int(np.bincount(expected[:, :, :3].ravel()).argmax())  # a token that occurs early.
-  out = decoding.generate(
-      key, model, PROMPTS, LENGTHS, num_samples=K, max_new_tokens=N, sampler=sampler, eos_id=eos, pad_id=vocab - 1,
-      **options,
+  out = decode.generate(
+      key, model, PROMPTS, LENGTHS, num_samples=K, max_new_tokens=N, sampling=options, eos_id=eos, pad_id=vocab - 1,
   )
   hit = expected == eos
   first = np.where(hit.any(-1), hit.argmax(-1) + 1, N)  # [P, k] lengths
@@ -122,7 +123,7 @@ def test_cached_decoding_matches_full_forward_reference():
   expected = qmotto.sample_sequences_batched(
       key, logits_fn, num_groups=3, num_samples=K, length=N, **options
   )
-  out = decoding.generate(key, MODEL, PROMPTS, LENGTHS, num_samples=K, max_new_tokens=N, **options)
+  out = decode.generate(key, MODEL, PROMPTS, LENGTHS, num_samples=K, max_new_tokens=N, **options)
   np.testing.assert_array_equal(out.tokens, expected)
   assert len({tuple(s) for s in np.asarray(out.tokens).reshape(-1, N)}) > 3 * K // 2
 
@@ -168,33 +169,36 @@ def test_eos_freezes_length_and_pads():
     assert (tokens[p, i, n:] == 0).all() and (logprobs[p, i, n:] == 0).all() and (logprobs[p, i, :n] < 0).all()
 
 
-def _recording_forward(seen):
-  def forward(model, tokens, positions, cache, logits_at=None):
+def _recording_apply(seen):
+  original = models.Model.apply
+
+  def apply(model, tokens, positions=None, cache=None, logits_at=None):
     seen.append((tokens.shape, cache.k.shape))
     jax.debug.callback(lambda: seen.append("call"))
-    return models.Model.apply(model, tokens, positions, cache, logits_at)
+    return original(model, tokens, positions, cache, logits_at)
 
-  return forward
-
-
-def _fresh_generate():
-  """A new jitted copy of decoding._generate: a new function object, so
-  neither jit's nor the tracing cache knows it, and it traces anew."""
-
-  impl = decoding._generate.__wrapped__
-
-  def fresh(*args, **kwargs):
-    return impl(*args, **kwargs)
-
-  return jax.jit(fresh, static_argnames=("num_samples", "max_new_tokens", "cache_len", "sampler", "transform"))
+  return apply
 
 
-def test_prefill_once_per_prompt(monkeypatch):
+@pytest.fixture
+def model_calls(monkeypatch):
+  """Records generate's model calls: their shapes at trace time and "call" at each run.
+
+  `Model.apply` is the seam; the caches are cleared so that generate traces
+  anew with the recording apply, and again afterwards so that no other test
+  reuses a program that records.
+  """
+  seen = []
+  monkeypatch.setattr(models.Model, "apply", _recording_apply(seen))
+  jax.clear_caches()
+  yield seen
+  jax.clear_caches()
+
+
+def test_prefill_once_per_prompt(model_calls):
   """The prefill runs once with batch P and a cache of Lp slots; the decode
   loop runs with batch P * k and S = Lp + N - 1 slots."""
-  seen = []
-  monkeypatch.setattr(decoding, "_forward", _recording_forward(seen))
-  monkeypatch.setattr(decoding, "_generate", _fresh_generate())
+  seen = model_calls
   jax.eval_shape(lambda: _generate(0))  # traces afresh, compiles nothing.
   cache_len = PROMPTS.shape[1] + N - 1
   assert [s for s in seen if s != "call"] == [
@@ -203,14 +207,12 @@ def test_prefill_once_per_prompt(monkeypatch):
   ]
 
 
-def test_greedy_eos_and_early_stop(monkeypatch):
+def test_greedy_eos_and_early_stop(model_calls):
   """Greedy: logprobs 0 and k equal samples. With EOS, lengths freeze at the
   EOS, padding follows, and the loop stops (no more model calls) as soon as
   every sample has ended."""
-  seen = []
-  monkeypatch.setattr(decoding, "_forward", _recording_forward(seen))
-  monkeypatch.setattr(decoding, "_generate", _fresh_generate())
-  greedy = _generate(0, temperature=0.0)
+  seen = model_calls
+  greedy = _generate(0, sampling=GREEDY)
   jax.effects_barrier()
   assert seen.count("call") == 1 + (N - 1)  # the prefill, then one call per token after the first.
   np.testing.assert_array_equal(greedy.logprobs, 0.0)  # a point mass.
@@ -220,7 +222,7 @@ def test_greedy_eos_and_early_stop(monkeypatch):
   eos = int(tokens[0, 0, 2])  # prompt 0 emits it by step 2; the others maybe later or never.
   ends = [int(np.argmax(row == eos)) + 1 if (row == eos).any() else N for row in tokens[:, 0]]
   seen.clear()
-  out = _generate(0, temperature=0.0, eos_id=eos, pad_id=1)
+  out = _generate(0, sampling=GREEDY, eos_id=eos, pad_id=1)
   jax.effects_barrier()
   for p, n in enumerate(ends):
     np.testing.assert_array_equal(out.lengths[p], n)
@@ -230,7 +232,7 @@ def test_greedy_eos_and_early_stop(monkeypatch):
 
   # Three copies of prompt 0: every sample ends by step 2, and the calls stop there.
   seen.clear()
-  out = _generate(0, temperature=0.0, eos_id=eos, prompts=np.repeat(PROMPTS[:1], 3, 0), lengths=np.full(3, 3))
+  out = _generate(0, sampling=GREEDY, eos_id=eos, prompts=np.repeat(PROMPTS[:1], 3, 0), lengths=np.full(3, 3))
   jax.effects_barrier()
   np.testing.assert_array_equal(out.lengths, ends[0])
   assert ends[0] <= 3 and seen.count("call") == ends[0]
@@ -240,15 +242,15 @@ def test_no_retrace_across_calls_of_one_shape():
   """New keys, weights, prompts, lengths, group ids, eos_id and pad_id reuse
   one compilation."""
   _generate(0)
-  size = decoding._generate._cache_size()
-  for i in range(2):
-    model = helpers.random_model(10 + i, max_seq_len=24)
-    out = _generate(
-        i + 1, model=model, prompts=PROMPTS + i, lengths=np.array([2 + i, 5 - i, 6]), eos_id=i, pad_id=i + 1,
-        group_ids=np.array([i, i + 5, 9]),
-    )
-    assert out.tokens.shape == (3, K, N)
-  assert decoding._generate._cache_size() == size
+  with tracing.count_traces() as traces:
+    for i in range(2):
+      model = helpers.random_model(10 + i, max_seq_len=24)
+      out = _generate(
+          i + 1, model=model, prompts=PROMPTS + i, lengths=np.array([2 + i, 5 - i, 6]), eos_id=i, pad_id=i + 1,
+          group_ids=np.array([i, i + 5, 9]), sampling=qmotto.SamplingOptions(),
+      )
+      assert out.tokens.shape == (3, K, N)
+  assert traces["generate_groups"] == 0, traces
 
 
 def test_under_jit():
@@ -259,7 +261,7 @@ def test_under_jit():
 
 
 def _generate_traced(key, model, prompts, lengths):
-  return decoding.generate(key, model, prompts, lengths, num_samples=K, max_new_tokens=N)
+  return decode.generate(key, model, prompts, lengths, num_samples=K, max_new_tokens=N)
 
 
 def test_invalid_logits_raise():
@@ -285,9 +287,9 @@ def test_invalid_logits_raise():
         (dict(eos_id=50), r"eos_id must be None or an int in \[0, vocab_size=50\)"),
         (dict(pad_id=-1), r"pad_id must be an int in \[0, vocab_size=50\)"),
         (dict(max_new_tokens=0), "max_new_tokens must be an int >= 1"),
-        (dict(num_samples=6, sampler="sobol"), "needs a power of two"),
-        (dict(sampler="nope"), "unknown name 'nope'"),
-        (dict(top_p=1.5), r"top_p must be None or in \(0, 1\]"),
+        (dict(num_samples=6, sampling="sobol"), "needs a power of two"),
+        (dict(sampling="nope"), "unknown name 'nope'"),
+        (dict(sampling=dict(top_p=0.9)), "sampling must be a qmotto.SamplingOptions"),
         (dict(model=MODEL.params), "model must be a qmotto.models.Model"),
         (dict(group_ids=np.arange(2)), r"group_ids must be int\[3\]"),
     ],

@@ -2,7 +2,7 @@
 
 `run(config)` samples R independent groups of n for every problem and
 sampler, scores them against the known answers, and returns the rows of
-`passk_report.passk_rows` (plus the exact union bound, since the toy knows
+`report.passk_rows` (plus the exact union bound, since the toy knows
 every p_i). Importable by tests and notebooks; the absl runner
 `experiments/passk_toy.py` only parses flags and calls it.
 """
@@ -17,28 +17,28 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from qmotto import decode
 from qmotto import metrics
-from qmotto import passk
-from qmotto import passk_report
-from qmotto import toy
-from qmotto.sampling import sequences
+from qmotto.evals import passk
+from qmotto.evals import report
+from qmotto.evals import toy
+from qmotto import sampling
 
 # Shared with the model runner (qmotto.passk); the toy runner writes with write_json.
 _stream_id = passk.stream_id
 write_json = passk.write_json
 
 
-@functools.partial(jax.jit, static_argnames=("sampler", "num_samples", "temperature"))
-def _sample_chunk(key, tables, group_ids, *, sampler, num_samples, temperature):
+@functools.partial(jax.jit, static_argnames=("options", "num_samples"))
+def _sample_chunk(key, tables, group_ids, *, options, num_samples):
   # The tables are a traced argument: every chunk reuses one compilation.
-  return sequences.sample_sequences_batched(
+  return decode.sample_sequences_batched(
       key,
       toy.table_logits_fn(tables),
       num_groups=tables.shape[0],
       num_samples=num_samples,
       length=tables.shape[1],
-      sampler=sampler,
-      temperature=temperature,
+      sampling=options,
       group_ids=group_ids,
   )
 
@@ -51,6 +51,7 @@ def sample_correct(suite: toy.ToySuite, sampler: str, config, key: jax.Array, n:
   correct = np.zeros((num_problems * reps, n), bool)
   distinct = np.zeros(num_problems * reps)
   chunk = max(1, config.groups_per_call)
+  options = sampling.SamplingOptions.create(sampler, temperature=config.temperature)
   for start in range(0, len(group_ids), chunk):
     ids = group_ids[start : start + chunk]
     if len(ids) < chunk:  # keep one shape: pad the last call, drop the extra.
@@ -59,9 +60,8 @@ def sample_correct(suite: toy.ToySuite, sampler: str, config, key: jax.Array, n:
         key,
         jnp.asarray(suite.group_tables(ids // reps)),
         jnp.asarray(ids, jnp.uint32),
-        sampler=sampler,
+        options=options,
         num_samples=n,
-        temperature=config.temperature,
     )
     tokens = np.asarray(tokens)[: len(group_ids[start : start + chunk])]
     real = group_ids[start : start + chunk]
@@ -91,14 +91,14 @@ def run(config) -> dict:
     correct[name] = {n: full}
     # Sizes the full group cannot serve as valid sub-groups (e.g. stratified)
     # get groups of their own, from their own stream.
-    allowed = metrics.allowed_subgroup_sizes(name, n)
+    allowed = metrics.allowed_subgroup_sizes(sampling.get_sampler(name), n)
     for k in config.ks:
       if k not in allowed:
         correct[name][k], _ = sample_correct(suite, name, config, jax.random.fold_in(stream, k), k)
     seconds[name] = time.time() - start
     logging.info("sampled %s in %.1fs", name, seconds[name])
   answer_probs = suite.answer_probs()
-  rows = passk_report.passk_rows(
+  rows = report.passk_rows(
       correct,
       list(config.ks),
       answer_probs=answer_probs,

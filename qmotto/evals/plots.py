@@ -1,7 +1,7 @@
 """Plots of pass@k results (matplotlib's Agg canvas: no display, no global backend).
 
 `plot_passk(result, path)` draws, from the rows of `qmotto.passk.run` (or
-`passk_report.passk_rows` with task/model fields): left, pass@k against k per
+`report.passk_rows` with task/model fields): left, pass@k against k per
 sampler with its bootstrap interval as a band and the union bound
 mean_i min(1, k p_i) as a dashed line; right, the samples saved against
 i.i.d. at each k with its interval (points where it is undefined, NaN, are
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qmotto import files
+from qmotto.utils import files
 
 # Lower ends of savings intervals can be -inf (the sampler never reaches the
 # target in some resamples); they are drawn at this floor.

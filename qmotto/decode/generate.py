@@ -3,7 +3,7 @@
 `generate` is `qmotto.sample_sequences_batched` with a real model and a KV
 cache. Prompt p is group p: its k samples share the group's quasi-Monte Carlo
 uniforms, which come from the same functions the model-agnostic loop uses
-(`sequences.group_keys`, `initial_words`, `rotation_words`, `decode_step`).
+(`qmotto.sampling.coupling`: group keys, initial words, rotations, one step).
 So with a model whose logits do not depend on the prompt, `generate` gives
 exactly the tokens of `sample_sequences_batched` with the same key and
 sampler, and every sample is an exact draw from the model.
@@ -26,11 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qmotto import qmc
+from qmotto.decode import checks
 from qmotto.models import llama
-from qmotto.sampling import inverse_cdf
-from qmotto.sampling import samplers as samplers_lib
-from qmotto.sampling import sequences
+from qmotto.sampling import coupling
+from qmotto.sampling import logit_checks
+from qmotto.sampling import options as options_lib
+
+LOGITS_SOURCE = ("the model", "Check the parameters and the prompt tokens.")
 
 
 @flax.struct.dataclass
@@ -53,29 +55,32 @@ class GenerateOutput:
 
 
 @flax.struct.dataclass
-class _State:
-  """The loop carry. R = P * k sample rows, N = max_new_tokens."""
+class GenerateState:
+  """The loop carry of `generate_groups`. R = P * k sample rows, N = max_new_tokens.
 
-  step: jax.Array  # int32[] the token index t being sampled.
-  tokens: jax.Array  # int32[P, k, N]
-  logprobs: jax.Array  # float32[P, k, N]
-  lengths: jax.Array  # int32[P, k]
-  done: jax.Array  # bool[P, k] the sample has emitted EOS.
-  codes: jax.Array  # uint32[P, k] carried coordinates (code mode).
-  cache: llama.KVCache  # [L, R, KV, S, Dh]
-  invalid: jax.Array  # bool[] some logits row had a NaN or only -inf.
+  Attributes:
+    step: int32[] the token index t being sampled.
+    tokens: int32[P, k, N].
+    logprobs: float32[P, k, N].
+    lengths: int32[P, k].
+    done: bool[P, k] the sample has emitted EOS.
+    codes: uint32[P, k] carried coordinates (code mode).
+    cache: the KV cache, [L, R, KV, S, Dh] per tensor.
+    invalid: bool[] some logits row had a NaN or only -inf.
+  """
+
+  step: jax.Array
+  tokens: jax.Array
+  logprobs: jax.Array
+  lengths: jax.Array
+  done: jax.Array
+  codes: jax.Array
+  cache: llama.KVCache
+  invalid: jax.Array
 
 
-def _forward(model: llama.Model, tokens, positions, cache, logits_at=None):
-  """The model call used by generate (a seam for tests that record shapes)."""
-  return model.apply(tokens, positions, cache, logits_at)
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("num_samples", "max_new_tokens", "cache_len", "sampler", "transform"),
-)
-def _generate(
+@functools.partial(jax.jit, static_argnames=("num_samples", "max_new_tokens", "options"))
+def generate_groups(
     key: jax.Array,
     model: llama.Model,
     prompts: jax.Array,
@@ -86,20 +91,24 @@ def _generate(
     *,
     num_samples: int,
     max_new_tokens: int,
-    cache_len: int,
-    sampler: samplers_lib.Sampler,
-    transform: inverse_cdf.LogitTransform,
+    options: options_lib.SamplingOptions,
 ) -> tuple[GenerateOutput, jax.Array]:
+  """The jitted prefill and decode loop of `generate`, on checked arguments (`prepare_generate`).
+
+  Returns:
+    (GenerateOutput, invalid bool[]: some logits row was invalid).
+  """
   num_prompts, prompt_len = prompts.shape
   k, n = num_samples, max_new_tokens
   rows = num_prompts * k
+  cache_len = min(prompt_len + max_new_tokens - 1, model.config.max_seq_len)
 
   # Prefill each prompt once: batch P, a cache of Lp slots, logits at the last real token.
   positions = jnp.broadcast_to(jnp.arange(prompt_len, dtype=jnp.int32), prompts.shape)  # [P, Lp]
   real = positions < prompt_lengths[:, None]  # [P, Lp]
   prompts = jnp.where(real, prompts, pad_id)  # keep padding ids in the vocabulary.
   prompt_cache = llama.init_cache(model.config, num_prompts, prompt_len)  # [L, P, KV, Lp, Dh]
-  logits, prompt_cache = _forward(model, prompts, positions, prompt_cache, prompt_lengths - 1)
+  logits, prompt_cache = model.apply(prompts, positions, prompt_cache, prompt_lengths - 1)  # [P, 1, V]
   logits = jnp.broadcast_to(logits, (num_prompts, k, logits.shape[-1]))  # [P, k, V]
 
   # Widen to S slots and repeat each prompt's cache for its k samples: row p * k + i.
@@ -110,21 +119,21 @@ def _generate(
   cache = jax.tree.map(widen, prompt_cache)
   row_lengths = jnp.repeat(prompt_lengths, k)  # [P * k]
 
-  # The group's uniforms, exactly as in sequences.sample_sequences_batched.
+  # The group's uniforms, exactly as in qmotto.decode.sample_sequences_batched.
   sample_ids = jnp.arange(k, dtype=jnp.uint32)
-  points_keys, rotation_keys = sequences.group_keys(key, group_ids)
-  words = sequences.initial_words(sampler, points_keys, k, n, sample_ids)  # [P, k, s]
+  points_keys, rotation_keys = coupling.group_keys(key, group_ids)
+  words = coupling.initial_words(options.sampler, points_keys, k, n, sample_ids)  # [P, k, s]
 
-  def sample(state: _State, logits: jax.Array) -> _State:
+  def sample(state: GenerateState, logits: jax.Array) -> GenerateState:
     t = state.step
-    rotation = sequences.rotation_words(rotation_keys, t)  # [P]
-    tokens, codes, invalid, logp = sequences.decode_step(
-        sampler, transform, logits, words, state.codes, rotation, t
+    rotation = coupling.rotation_words(rotation_keys, t)  # [P]
+    tokens, codes, invalid, logp = coupling.coupled_step(
+        options, logits, words, state.codes, rotation, t
     )  # [P, k], [P, k], [], [P, k]
     active = ~state.done  # [P, k]
     tokens = jnp.where(active, tokens, pad_id)
     logp = jnp.where(active, logp, 0.0)
-    return _State(
+    return GenerateState(
         step=t + 1,
         tokens=jax.lax.dynamic_update_index_in_dim(state.tokens, tokens, t, axis=2),
         logprobs=jax.lax.dynamic_update_index_in_dim(state.logprobs, logp, t, axis=2),
@@ -135,7 +144,7 @@ def _generate(
         invalid=state.invalid | invalid,
     )
 
-  state = _State(
+  state = GenerateState(
       step=jnp.int32(0),
       tokens=jnp.full((num_prompts, k, n), pad_id, jnp.int32),
       logprobs=jnp.zeros((num_prompts, k, n), jnp.float32),
@@ -147,14 +156,14 @@ def _generate(
   )
   state = sample(state, logits)  # token 0 from the prefill logits.
 
-  def cond(state: _State) -> jax.Array:
+  def cond(state: GenerateState) -> jax.Array:
     return (state.step < n) & ~jnp.all(state.done)
 
-  def body(state: _State) -> _State:
+  def body(state: GenerateState) -> GenerateState:
     t = state.step
     last = jax.lax.dynamic_index_in_dim(state.tokens, t - 1, axis=2, keepdims=False)  # [P, k]
     positions = (row_lengths + t - 1)[:, None]  # [P * k, 1]
-    logits, cache = _forward(model, last.reshape(rows, 1), positions, state.cache)  # [P * k, 1, V]
+    logits, cache = model.apply(last.reshape(rows, 1), positions, state.cache)  # [P * k, 1, V]
     state = state.replace(cache=cache)
     return sample(state, logits.reshape(num_prompts, k, -1))
 
@@ -162,27 +171,8 @@ def _generate(
   return GenerateOutput(state.tokens, state.logprobs, state.lengths), state.invalid
 
 
-_INVALID_MESSAGE = (
-    "the model returned invalid logits: a row holds a NaN, or every logit of a row is -inf "
-    "(no token can be sampled). Check the parameters and the prompt tokens."
-)
-
-
-def _raise_if_invalid(invalid) -> None:
-  if bool(np.asarray(invalid)):
-    raise ValueError(_INVALID_MESSAGE)
-
-
 def _is_concrete(x) -> bool:
   return not isinstance(x, jax.core.Tracer)
-
-
-def _check_token_id(name: str, value, vocab: int, allow_none: bool) -> None:
-  if value is None and allow_none:
-    return
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < vocab:
-    allowed = "None or " if allow_none else ""
-    raise ValueError(f"{name} must be {allowed}an int in [0, vocab_size={vocab}), got {value!r}.")
 
 
 def generate(
@@ -193,15 +183,10 @@ def generate(
     *,
     num_samples: int,
     max_new_tokens: int,
-    sampler: str | samplers_lib.Sampler = "lattice",
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
+    sampling: options_lib.SamplingOptions | str = "lattice",
     eos_id: int | None = None,
     pad_id: int = 0,
     group_ids: jax.Array | None = None,
-    check_logits: bool = True,
 ) -> GenerateOutput:
   """Draws `num_samples` coupled continuations of every prompt.
 
@@ -226,81 +211,50 @@ def generate(
     prompt_lengths: int32[P], each in [1, Lp].
     num_samples: k, samples per prompt (a power of two for Sobol samplers).
     max_new_tokens: N >= 1; needs prompt_length + N <= config.max_seq_len.
-    sampler: a name from `qmotto.SAMPLERS` or a `Sampler`.
-    temperature, top_k, top_p, min_p: see `qmotto.LogitTransform`.
+    sampling: a `qmotto.SamplingOptions` (sampler, temperature, top-k,
+      top-p, min-p, logit check), or a sampler name / `Sampler` with the
+      default transform (temperature 1).
     eos_id: the end-of-sequence token (None: always N tokens).
     pad_id: fills prompt padding, positions after EOS and unsampled positions.
     group_ids: optional int[P] group ids (default arange(P)).
-    check_logits: raise if a logits row has a NaN or is all -inf.
 
   Returns:
     GenerateOutput(tokens int32[P, k, N], logprobs float32[P, k, N], lengths int32[P, k]).
     Values are checked when the inputs are concrete; under `jax.jit` the
     caller must keep prompt_lengths in range.
   """
-  args, static = _generate_arguments(
-      key,
-      model,
-      prompts,
-      prompt_lengths,
-      num_samples=num_samples,
-      max_new_tokens=max_new_tokens,
-      sampler=sampler,
-      temperature=temperature,
-      top_k=top_k,
-      top_p=top_p,
-      min_p=min_p,
-      eos_id=eos_id,
-      pad_id=pad_id,
-      group_ids=group_ids,
+  arrays, static = prepare_generate(
+      key, model, prompts, prompt_lengths, num_samples, max_new_tokens, sampling, eos_id, pad_id, group_ids
   )
-  output, invalid = _generate(*args, **static)
-  if check_logits:
-    if _is_concrete(invalid):
-      _raise_if_invalid(invalid)
-    else:
-      jax.debug.callback(_raise_if_invalid, invalid)
+  output, invalid = generate_groups(*arrays, **static)
+  if static["options"].check_logits:
+    logit_checks.raise_if_invalid(invalid, *LOGITS_SOURCE)
   return output
 
 
-def _generate_arguments(
-    key: jax.Array,
-    model: llama.Model,
-    prompts: jax.Array,
-    prompt_lengths: jax.Array,
-    *,
-    num_samples: int,
-    max_new_tokens: int,
-    sampler: str | samplers_lib.Sampler,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    min_p: float | None,
-    eos_id: int | None,
-    pad_id: int,
-    group_ids: jax.Array | None,
+def prepare_generate(
+    key, model, prompts, prompt_lengths, num_samples, max_new_tokens, sampling, eos_id, pad_id, group_ids
 ) -> tuple[tuple, dict]:
-  """Checks `generate`'s arguments: (positional args, static kwargs) of `_generate`.
+  """Checks `generate`'s arguments (same meaning) and converts them for `generate_groups`.
 
-  Shared by `generate` and `qmotto.sharding.sharded_generate`.
+  Shared by `generate` and the sharded entry point
+  (`qmotto.sharding.GroupSharding.generate`).
+
+  Returns:
+    (arrays, static): `generate_groups(*arrays, **static)` runs the call;
+    arrays = (key, model, prompts int32, prompt_lengths int32, group_ids
+    uint32, eos_id int32 (-1 for None), pad_id int32), static = {num_samples,
+    max_new_tokens, options}.
   """
   if not isinstance(model, llama.Model):
     raise ValueError(f"model must be a qmotto.models.Model, got {type(model).__name__}.")
   config = model.config
-  sampler = samplers_lib.get_sampler(sampler)
-  sampler.check_group_size(num_samples)
-  if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 1:
-    raise ValueError(f"max_new_tokens must be an int >= 1, got {max_new_tokens!r}.")
-  max_new_tokens = int(max_new_tokens)
-  if sampler.mode == "token" and sampler.points == "sobol" and sampler.pad == "none":
-    if max_new_tokens > qmc.SOBOL_MAX_DIM:
-      raise ValueError(
-          f"max_new_tokens={max_new_tokens} exceeds the {qmc.SOBOL_MAX_DIM} Sobol dimensions of "
-          "token mode; use Sampler('sobol', 'token', pad='iid') or a code-mode sampler."
-      )
-  transform = inverse_cdf.LogitTransform(temperature, top_k, top_p, min_p)
-  _check_token_id("eos_id", eos_id, config.vocab_size, allow_none=True)
-  _check_token_id("pad_id", pad_id, config.vocab_size, allow_none=False)
+  options = options_lib.as_options(sampling)
+  options.sampler.check_group_size(num_samples)
+  max_new_tokens = checks.check_count("max_new_tokens", max_new_tokens)
+  options.sampler.check_length(max_new_tokens, "max_new_tokens")
+  checks.check_token_id("eos_id", eos_id, config.vocab_size, allow_none=True)
+  checks.check_token_id("pad_id", pad_id, config.vocab_size)
 
   prompts = jnp.asarray(prompts)
   prompt_lengths = jnp.asarray(prompt_lengths)
@@ -338,27 +292,13 @@ def _generate_arguments(
             f"prompt tokens must be in [0, vocab_size={config.vocab_size}), got "
             f"min {prompts_np.min()}, max {prompts_np.max()}."
         )
-  if group_ids is None:
-    group_ids = jnp.arange(num_prompts, dtype=jnp.uint32)
-  group_ids = jnp.asarray(group_ids)
-  if group_ids.shape != (num_prompts,):
-    raise ValueError(f"group_ids must be int[{num_prompts}], got shape {group_ids.shape}.")
-
-  cache_len = min(prompt_len + max_new_tokens - 1, config.max_seq_len)
-  args = (
+  arrays = (
       key,
       model,
       prompts.astype(jnp.int32),
       prompt_lengths.astype(jnp.int32),
-      group_ids.astype(jnp.uint32),
+      checks.check_group_ids(group_ids, num_prompts),
       jnp.int32(-1 if eos_id is None else eos_id),
       jnp.int32(pad_id),
   )
-  static = dict(
-      num_samples=int(num_samples),
-      max_new_tokens=max_new_tokens,
-      cache_len=cache_len,
-      sampler=sampler,
-      transform=transform,
-  )
-  return args, static
+  return arrays, dict(num_samples=int(num_samples), max_new_tokens=max_new_tokens, options=options)

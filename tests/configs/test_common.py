@@ -2,11 +2,11 @@
 
 import pytest
 
-from qmotto import config_args
+from configs import common
 
 
 def _parse(arg):
-  return config_args.parse_arg(
+  return common.parse_arg(
       arg, "configs/x.py", example="task=maze,seed=1", choices={"task": ("maze", "countdown")},
       task="maze", seed=0, smoke=False, name="",
   )

@@ -1,0 +1,35 @@
+"""Decoding whole sequences with coupled groups: the loops around `qmotto.sampling`'s step.
+
+    tokens = decode.sample_sequences(key, logits_fn, num_samples=16, length=32, sampler="lattice")
+    tokens = decode.sample_sequences_batched(key, logits_fn, num_groups=G, num_samples=16,
+                                             length=32, sampling=SamplingOptions.create("sobol"))
+    out = decode.generate(key, model, prompts, prompt_lengths, num_samples=16,
+                          max_new_tokens=64, sampling="lattice", eos_id=tokenizer.eos_id)
+    out = sharding.GroupSharding(sharding.make_mesh()).generate(key, model, prompts, ...)
+
+Modules:
+  loop       the model-agnostic loop over `logits_fn(tokens, t)` (a fake model can test it)
+  generate   prefill once per prompt, then k coupled samples with a KV cache
+  sharding   the group axis over devices (shard_map, NamedSharding, multi-host)
+  checks     argument checks shared by the three
+"""
+
+from qmotto.decode import checks
+from qmotto.decode import sharding
+from qmotto.decode.generate import GenerateOutput
+from qmotto.decode.generate import generate
+from qmotto.decode.loop import DecodeState
+from qmotto.decode.loop import LogitsFn
+from qmotto.decode.loop import sample_sequences
+from qmotto.decode.loop import sample_sequences_batched
+
+__all__ = [
+    "DecodeState",
+    "GenerateOutput",
+    "LogitsFn",
+    "checks",
+    "generate",
+    "sample_sequences",
+    "sample_sequences_batched",
+    "sharding",
+]
