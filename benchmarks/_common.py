@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 import qmotto
-from qmotto.evals import toy_passk
+from qmotto.utils import files
 
 
 def log(msg: str) -> None:
@@ -78,4 +78,4 @@ def metadata(argv, module: str, packages: tuple[str, ...], settings: dict) -> di
 
 def write_json(record: dict, path: str) -> None:
   """Writes atomically, so an interrupted run leaves no half-written file."""
-  toy_passk.write_json(record, path)
+  files.write_json(record, path)

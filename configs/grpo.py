@@ -90,7 +90,7 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   # Objective: advantages "mean" (r - group mean), "mean_std" (GRPO's), "loo",
   # "fixed" (r - baseline);
   # clipped ratio; KL (k3) to the initial model when kl_coef > 0; "sequence"
-  # aggregation keeps the policy-gradient form (see qmotto/rl/grpo.py).
+  # aggregation keeps the policy-gradient form (see qmotto/rl/loss.py).
   config.advantage = "mean"
   config.baseline = 0.5  # advantage "fixed" only: A = r - baseline (unbiased under coupling).
   config.adv_eps = 1e-6

@@ -12,7 +12,8 @@ from absl import app
 from ml_collections import config_flags
 
 from qmotto.rl import grpo
-from qmotto.train import sft
+from qmotto.rl import summary
+from qmotto.utils import logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/grpo.py", "configs/grpo.py:task=<family>,sampler=<name>.")
 
@@ -20,12 +21,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/grpo.py", "configs/
 def main(argv):
   del argv
   config = _CONFIG.value
-  sft.quiet_orbax_logs()
+  logs.quiet_orbax_logs()
   result = grpo.run(config, command=" ".join(["python"] + sys.argv))
   m = result["metrics"]
   print(f"{m['task']} / {config.sampler} seed {config.seed}: {m['step']} steps, {m['train_seconds'] / 60:.1f} min "
         f"({m['seconds_per_step']} s/step); held-out pass@1 {m.get('pass@1')}, greedy {m.get('greedy_accuracy')}")
-  print(grpo.format_summary(grpo.build_summary(config.output_dir)))
+  print(summary.format_summary(summary.build_summary(config.output_dir)))
   print("Wrote " + ", ".join(result["paths"].values()))
 
 

@@ -7,7 +7,7 @@ r"""Rebuilds a GRPO summary.json from one or more results folders (e.g. one expe
 Prints the per-(task, sampler) table; writes <output_dir>/summary.json (one row
 per run: task, sampler, seed, steps_to_target, ...), summary_by_sampler.json
 (means with intervals, paired differences from i.i.d.) and summary_<task>.png
-for every task (`grpo.build_summary`, `grpo.write_summary`).
+for every task (`qmotto.rl.summary.build_summary`, `write_summary`; `qmotto.rl.figures`).
 """
 
 import os
@@ -15,7 +15,8 @@ import os
 from absl import app
 from absl import flags
 
-from qmotto.rl import grpo
+from qmotto.rl import figures
+from qmotto.rl import summary as summary_lib
 
 _RESULTS = flags.DEFINE_list("results", None, "Comma-separated folders of GRPO result files.", required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/grpo", "Where to write the summary files and plots.")
@@ -23,17 +24,17 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", "results/grpo", "Where to write 
 
 def main(argv):
   del argv
-  summary = grpo.build_summary(_RESULTS.value)
+  summary = summary_lib.build_summary(_RESULTS.value)
   if not summary["rows"]:
     raise app.UsageError(f"--results={','.join(_RESULTS.value)} holds no GRPO result files.")
-  paths = list(grpo.write_summary(summary, _OUTPUT_DIR.value).values())
-  results = grpo.load_results(_RESULTS.value)
+  paths = list(summary_lib.write_summary(summary, _OUTPUT_DIR.value).values())
+  results = summary_lib.load_runs(_RESULTS.value)
   for task in sorted({r["task"] for r in results}):
     runs = [r for r in results if r["task"] == task]
     path = os.path.join(_OUTPUT_DIR.value, f"summary_{task}.png")
-    grpo.save_figure(grpo.figure_runs(runs, title=f"GRPO {task}: {len(runs)} runs"), path)
+    figures.save_figure(figures.figure_runs(runs, title=f"GRPO {task}: {len(runs)} runs"), path)
     paths.append(path)
-  print(grpo.format_summary(summary))
+  print(summary_lib.format_summary(summary))
   print("Wrote " + ", ".join(paths))
 
 

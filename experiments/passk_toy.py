@@ -8,6 +8,7 @@ from ml_collections import config_flags
 
 from qmotto.evals import report
 from qmotto.evals import toy_passk
+from qmotto.utils import files
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/passk_toy.py", "Experiment config.")
 
@@ -16,7 +17,7 @@ def main(argv):
   del argv
   config = _CONFIG.value
   result = toy_passk.run(config)
-  toy_passk.write_json(result, config.output)
+  files.write_json(result, config.output)
   print(f"Toy suite: {config.num_problems} problems, mean answer probability "
         f"{result['mean_answer_prob']:.3f}; {config.replications} groups of {config.group_size} "
         "per problem and sampler.")

@@ -12,6 +12,7 @@ from absl import app
 from ml_collections import config_flags
 
 from qmotto.train import sft
+from qmotto.utils import logs
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/train_task.py:task=<family>.")
 
@@ -19,7 +20,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/train_task.py
 def main(argv):
   del argv
   config = _CONFIG.value
-  sft.quiet_orbax_logs()
+  logs.quiet_orbax_logs()
   result = sft.run(config, command=" ".join(["python"] + sys.argv))
   print(sft.format_result(result))
   print(f"Wrote {config.output}")

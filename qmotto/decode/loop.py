@@ -100,10 +100,14 @@ def sample_groups(
   return state.tokens, state.invalid
 
 
-def check_arguments(logits_fn, num_groups, num_samples, length, sampling) -> options_lib.SamplingOptions:
-  """Checks `sample_sequences_batched`'s static arguments; returns the sampling options.
+def prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id) -> dict:
+  """Checks `sample_sequences_batched`'s static arguments (same meaning).
 
   Shared with the sharded entry point (`qmotto.sharding.GroupSharding`).
+
+  Returns:
+    The static keyword arguments of `sample_groups`: {logits_fn, num_samples,
+    length, options, pad_id}.
   """
   if not callable(logits_fn):
     raise ValueError(f"logits_fn must be callable, got {type(logits_fn).__name__}.")
@@ -111,7 +115,8 @@ def check_arguments(logits_fn, num_groups, num_samples, length, sampling) -> opt
   options.sampler.check_group_size(num_samples)
   options.sampler.check_length(length)
   checks.check_count("num_groups", num_groups)
-  return options
+  return dict(logits_fn=logits_fn, num_samples=int(num_samples), length=int(length), options=options,
+              pad_id=int(pad_id))
 
 
 def sample_sequences_batched(
@@ -146,18 +151,11 @@ def sample_sequences_batched(
   Returns:
     int32[G, N, length] sampled tokens.
   """
-  options = check_arguments(logits_fn, num_groups, num_samples, length, sampling)
-  tokens, invalid = sample_groups(
-      key,
-      checks.check_group_ids(group_ids, int(num_groups)),
-      jnp.arange(num_samples, dtype=jnp.uint32),
-      logits_fn=logits_fn,
-      num_samples=int(num_samples),
-      length=int(length),
-      options=options,
-      pad_id=int(pad_id),
-  )
-  if options.check_logits:
+  static = prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
+  group_ids = checks.check_group_ids(group_ids, int(num_groups))
+  sample_ids = jnp.arange(static["num_samples"], dtype=jnp.uint32)  # every point of the group.
+  tokens, invalid = sample_groups(key, group_ids, sample_ids, **static)
+  if static["options"].check_logits:
     logit_checks.raise_if_invalid(invalid, *LOGITS_SOURCE)
   return tokens
 

@@ -313,19 +313,12 @@ class GroupSharding:
     Returns:
       int32[G, N, length], sharded `NamedSharding(mesh, P(axis))` on the group axis.
     """
-    options = loop.check_arguments(logits_fn, num_groups, num_samples, length, sampling)
-    tokens, invalid = _sharded_sample_groups(
-        _put(key, self.sharding(sharded=False)),
-        self.group_ids(int(num_groups), group_ids),
-        jnp.arange(num_samples, dtype=jnp.uint32),
-        groups=self,
-        logits_fn=logits_fn,
-        num_samples=int(num_samples),
-        length=int(length),
-        options=options,
-        pad_id=int(pad_id),
-    )
-    if options.check_logits:
+    static = loop.prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
+    key = _put(key, self.sharding(sharded=False))
+    group_ids = self.group_ids(int(num_groups), group_ids)
+    sample_ids = jnp.arange(static["num_samples"], dtype=jnp.uint32)  # every point of each group.
+    tokens, invalid = _sharded_sample_groups(key, group_ids, sample_ids, groups=self, **static)
+    if static["options"].check_logits:
       logit_checks.raise_if_invalid(invalid, *loop.LOGITS_SOURCE)
     return tokens
 

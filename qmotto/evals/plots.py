@@ -1,6 +1,6 @@
 """Plots of pass@k results (matplotlib's Agg canvas: no display, no global backend).
 
-`plot_passk(result, path)` draws, from the rows of `qmotto.passk.run` (or
+`plot_passk(result, path)` draws, from the rows of `qmotto.evals.passk.run` (or
 `report.passk_rows` with task/model fields): left, pass@k against k per
 sampler with its bootstrap interval as a band and the union bound
 mean_i min(1, k p_i) as a dashed line; right, the samples saved against

@@ -13,23 +13,25 @@ from qmotto import metrics
 from qmotto import sampling
 
 
-def per_problem_pass_at_k(name: str, groups: dict[int, np.ndarray], ks: list[int]) -> np.ndarray:
+def per_problem_pass_at_k(
+    sampler: str | sampling.Sampler, groups: dict[int, np.ndarray], ks: list[int]
+) -> np.ndarray:
   """float[P, K]: unbiased per-problem pass@k of one sampler at every k.
 
   Args:
-    name: sampler name.
+    sampler: a sampler name or a `qmotto.Sampler`.
     groups: group size -> bool[P, R, size], the sampler's correctness at that
       group size. For each k the estimate uses a group size that allows k as
       a valid sub-group (the group of size k itself, else the largest one).
     ks: the k values.
   """
-  sampler = sampling.get_sampler(name)
+  sampler = sampling.get_sampler(sampler)
   out = []
   for k in ks:
     sizes = [n for n in sorted(groups, reverse=True) if k in metrics.allowed_subgroup_sizes(sampler, n)]
     if not sizes:
       raise ValueError(
-          f"sampler {name!r}: no group size among {sorted(groups)} allows k={k}; sample "
+          f"sampler {sampler.name!r}: no group size among {sorted(groups)} allows k={k}; sample "
           f"groups of size {k} (allowed sub-groups: "
           f"{ {n: metrics.allowed_subgroup_sizes(sampler, n) for n in groups} })."
       )

@@ -4,7 +4,8 @@
 sampler, scores them against the known answers, and returns the rows of
 `report.passk_rows` (plus the exact union bound, since the toy knows
 every p_i). Importable by tests and notebooks; the absl runner
-`experiments/passk_toy.py` only parses flags and calls it.
+`experiments/passk_toy.py` parses flags, calls it and writes the result
+with `qmotto.utils.files.write_json`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,10 @@ from absl import logging
 
 from qmotto import decode
 from qmotto import metrics
-from qmotto.evals import passk
-from qmotto.evals import report
-from qmotto.evals import toy
 from qmotto import sampling
-
-# Shared with the model runner (qmotto.passk); the toy runner writes with write_json.
-_stream_id = passk.stream_id
-write_json = passk.write_json
+from qmotto.evals import report
+from qmotto.evals import streams
+from qmotto.evals import toy
 
 
 @functools.partial(jax.jit, static_argnames=("options", "num_samples"))
@@ -43,9 +40,19 @@ def _sample_chunk(key, tables, group_ids, *, options, num_samples):
   )
 
 
-def sample_correct(suite: toy.ToySuite, sampler: str, config, key: jax.Array, n: int):
-  """Samples R groups of n for every problem; returns correct bool[P, R, n]
-  and distinct answers per group float[P, R]."""
+def sample_correct(suite: toy.ToySuite, sampler: str | sampling.Sampler, config, key: jax.Array, n: int):
+  """Samples R groups of n for every problem.
+
+  Args:
+    suite: the toy problems.
+    sampler: a sampler name or a `qmotto.Sampler`.
+    config: the run config (replications, groups_per_call, temperature).
+    key: the sampler's stream (see `streams`).
+    n: the group size.
+
+  Returns:
+    (correct bool[P, R, n], distinct answers per group float[P, R]).
+  """
   num_problems, reps = suite.num_problems, config.replications
   group_ids = np.arange(num_problems * reps)  # group g = (problem g // R, replication g % R).
   correct = np.zeros((num_problems * reps, n), bool)
@@ -81,20 +88,21 @@ def run(config) -> dict:
   )
   key = jax.random.key(config.seed)
   correct, distinct, seconds = {}, {}, {}
-  for i, name in enumerate(config.samplers):
+  for name in config.samplers:
     start = time.time()
+    sampler = sampling.get_sampler(name)
     # Each sampler gets its own stream, so adding a sampler to the list does
     # not change the others' samples.
-    stream = jax.random.fold_in(key, _stream_id(name))
+    stream = jax.random.fold_in(key, streams.stream_id(name))
     n = config.group_size
-    full, distinct[name] = sample_correct(suite, name, config, stream, n)
+    full, distinct[name] = sample_correct(suite, sampler, config, stream, n)
     correct[name] = {n: full}
     # Sizes the full group cannot serve as valid sub-groups (e.g. stratified)
     # get groups of their own, from their own stream.
-    allowed = metrics.allowed_subgroup_sizes(sampling.get_sampler(name), n)
+    allowed = metrics.allowed_subgroup_sizes(sampler, n)
     for k in config.ks:
       if k not in allowed:
-        correct[name][k], _ = sample_correct(suite, name, config, jax.random.fold_in(stream, k), k)
+        correct[name][k], _ = sample_correct(suite, sampler, config, jax.random.fold_in(stream, k), k)
     seconds[name] = time.time() - start
     logging.info("sampled %s in %.1fs", name, seconds[name])
   answer_probs = suite.answer_probs()

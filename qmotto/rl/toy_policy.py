@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from qmotto.rl import advantages as advantages_lib
 from qmotto import decode
+from qmotto.rl import advantages as advantages_lib
 
 
 class TabularPolicy(NamedTuple):
@@ -135,8 +135,8 @@ def _group_estimates(theta, samples, reward, baseline, *, kind):
   return jnp.einsum("mg,mgd->md", adv, flat) / g
 
 
-def sample_groups(key, theta: TabularPolicy, *, sampler: str, group_size: int, num_groups: int,
-                  logits_fn=None) -> jax.Array:
+def draw_groups(key, theta: TabularPolicy, *, sampler: str, group_size: int, num_groups: int,
+                logits_fn=None) -> jax.Array:
   """int32[M, G, T]: M independent groups of G sequences from `sampler`."""
   return decode.sample_sequences_batched(
       key, logits_fn or make_logits_fn(theta), num_groups=num_groups, num_samples=group_size,
@@ -214,7 +214,7 @@ def bias_report(
   for g in group_sizes:
     for name in samplers:
       key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), g), _stream(name))
-      samples = sample_groups(key, theta, sampler=name, group_size=g, num_groups=num_groups, logits_fn=logits_fn)
+      samples = draw_groups(key, theta, sampler=name, group_size=g, num_groups=num_groups, logits_fn=logits_fn)
       for kind in advantages:
         est = group_estimates(samples, theta, reward, advantage=kind,
                               baseline=fixed_baseline if kind == "fixed" else None)

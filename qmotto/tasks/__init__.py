@@ -8,6 +8,7 @@
     task.score_text(problems[0], completion, "compact")  # 1.0 when correct
     task.chat_messages(problems[0])                      # for instruct models ("chat" style)
     task.score_text(problems[0], reply, "chat")          # via extract_answer
+    prompting.encode_prompts(tokenizer, task, problems, "compact", pad_id=0)  # int32[P, Lp], lengths
 
 Tasks: the families countdown, maze, mini_sudoku, arc_1d (character-level
 models trained from scratch, "compact" style), sudoku, and basic_arithmetic,
@@ -18,6 +19,7 @@ score reaches PASS_SCORE (`task.is_correct_text`).
 
 from __future__ import annotations
 
+from qmotto.tasks import prompting
 from qmotto.tasks.extract import ANSWER_INSTRUCTION
 from qmotto.tasks.extract import extract_answer
 from qmotto.tasks.registry import CHAT_TASKS
@@ -72,5 +74,6 @@ __all__ = [
     "extract_answer",
     "get_task",
     "option_names",
+    "prompting",
     "split_of_key",
 ]

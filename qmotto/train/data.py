@@ -24,6 +24,10 @@ import numpy as np
 
 from qmotto.models.loading.char_tokenizer import CharTokenizer
 
+# The prompt format of the task models (`qmotto.tasks.prompting`): what they
+# are trained on, sampled with, scored in, and what their checkpoints record.
+STYLE = "compact"
+
 
 class Batch(NamedTuple):
   """One training batch.

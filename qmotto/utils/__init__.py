@@ -1,5 +1,43 @@
-"""Run bookkeeping shared by the runners: atomic result files, JSON, the resumable JSONL log."""
+"""Run bookkeeping shared by the runners and trainers.
+
+    from qmotto.utils import files, run_log, progress
+    files.write_json(result, path)                        # atomic result files
+    log = run_log.JsonlLog(path, keep_through=step)       # the resumable JSONL log
+    bar = progress.progress_bar("auto", total=n, initial=0, desc="train")
+
+Modules: `files` (atomic writes, JSON, reading a folder of results),
+`run_log` (the JSONL run log), `progress` (progress bars, the resumed wall
+clock), `logs` (quieting orbax's log lines).
+"""
 
 from qmotto.utils import files
+from qmotto.utils import logs
+from qmotto.utils import progress
+from qmotto.utils import run_log
+from qmotto.utils.files import atomic_write
+from qmotto.utils.files import load_results
+from qmotto.utils.files import to_jsonable
+from qmotto.utils.files import write_json
+from qmotto.utils.logs import quiet_orbax_logs
+from qmotto.utils.progress import PROGRESS_BAR
+from qmotto.utils.progress import Stopwatch
+from qmotto.utils.progress import progress_bar
+from qmotto.utils.run_log import JsonlLog
+from qmotto.utils.run_log import read_jsonl
 
-__all__ = ["files"]
+__all__ = [
+    "JsonlLog",
+    "PROGRESS_BAR",
+    "Stopwatch",
+    "atomic_write",
+    "files",
+    "load_results",
+    "logs",
+    "progress",
+    "progress_bar",
+    "quiet_orbax_logs",
+    "read_jsonl",
+    "run_log",
+    "to_jsonable",
+    "write_json",
+]

@@ -1,4 +1,10 @@
-"""Result files written atomically: a reader (or a resumed run) never sees half a file."""
+"""Result files written atomically: a reader (or a resumed run) never sees half a file.
+
+    files.write_json(result, "results/run.json")     # NumPy scalars allowed
+    for path, result in files.load_results("results", kind="qmotto.grpo"): ...
+
+The resumable JSONL run log is `qmotto.utils.run_log`.
+"""
 
 from __future__ import annotations
 
@@ -44,46 +50,6 @@ def to_jsonable(tree: Any) -> Any:
 def write_json(obj: Any, path: str) -> str:
   """Writes `obj` (NumPy scalars allowed) as indented JSON, atomically. Returns path."""
   return atomic_write(path, lambda f: json.dump(to_jsonable(obj), f, indent=1))
-
-
-class JsonlLog:
-  """A run's JSONL log (one JSON object a line, each with a "step"), resumable.
-
-  Opening it keeps only the lines of steps <= `keep_through` (the last
-  checkpoint; -1: start afresh): lines written after that checkpoint belong
-  to steps the resumed run will redo, and a line cut by the interruption is
-  dropped.
-  """
-
-  def __init__(self, path: str, keep_through: int):
-    self.path = path
-    kept = []
-    if os.path.exists(path):
-      with open(path) as f:
-        for line in f:
-          try:
-            if json.loads(line)["step"] <= keep_through:
-              kept.append(line if line.endswith("\n") else line + "\n")
-          except (ValueError, KeyError, TypeError):
-            continue  # a line cut by the interruption.
-    with open(path, "w") as f:
-      f.writelines(kept)
-
-  def records(self) -> list[dict]:
-    with open(self.path) as f:
-      return [json.loads(line) for line in f if line.strip()]
-
-  def last(self, kind: str, field: str):
-    """`field` of the last record of `kind` that has it (None if none)."""
-    value = None
-    for record in self.records():
-      if record.get("kind") == kind:
-        value = record.get(field, value)
-    return value
-
-  def write(self, record: dict) -> None:
-    with open(self.path, "a") as f:
-      f.write(json.dumps(to_jsonable(record)) + "\n")
 
 
 def load_results(directory: str, kind: str, skip: tuple[str, ...] = ()) -> list[tuple[str, dict]]:

@@ -1,4 +1,4 @@
-"""qmotto.config_args: the variant argument of the config files."""
+"""configs/common.py: the variant argument of the config files."""
 
 import pytest
 

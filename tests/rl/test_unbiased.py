@@ -45,7 +45,7 @@ LOGITS_FN = toy_policy.make_logits_fn(THETA)
 def samples():
   out = {}
   for i, name in enumerate(SAMPLERS):
-    out[name] = toy_policy.sample_groups(
+    out[name] = toy_policy.draw_groups(
         jax.random.key(100 + i), THETA, sampler=name, group_size=GROUP, num_groups=NUM_GROUPS, logits_fn=LOGITS_FN)
   return out
 

@@ -1,4 +1,4 @@
-"""qmotto.prompting: prompt arrays, completion text, vocabulary checks."""
+"""qmotto.tasks.prompting: prompt arrays, completion text, vocabulary checks."""
 
 import jax
 import numpy as np

@@ -1,4 +1,4 @@
-"""qmotto.files: atomic writes with ordinary permissions."""
+"""qmotto.utils.files: atomic writes with ordinary permissions; reading a folder of results."""
 
 import json
 import os
@@ -34,15 +34,10 @@ def test_failed_write_leaves_nothing(tmp_path):
   assert os.listdir(tmp_path) == ["r.json"]  # and no temporary is left
 
 
-def test_jsonl_log_resumes_at_the_checkpoint(tmp_path):
-  path = str(tmp_path / "log.jsonl")
-  log = files.JsonlLog(path, keep_through=-1)
-  for step in range(4):
-    log.write({"kind": "train", "step": step, "loss": np.float32(step)})
-  log.write({"kind": "eval", "step": 3, "acc": 0.5})
-  with open(path, "a") as f:
-    f.write('{"kind": "train", "st')  # cut by an interruption
-  resumed = files.JsonlLog(path, keep_through=2)  # the last checkpoint was step 2
-  assert [r["step"] for r in resumed.records()] == [0, 1, 2]
-  assert resumed.last("train", "loss") == 2.0 and resumed.last("eval", "acc") is None
-  assert files.JsonlLog(path, keep_through=-1).records() == []
+def test_load_results_skips_other_files(tmp_path):
+  files.write_json({"kind": "a", "x": 1}, str(tmp_path / "one.json"))
+  files.write_json({"kind": "b"}, str(tmp_path / "other.json"))
+  files.write_json({"kind": "a", "x": 2}, str(tmp_path / "summary.json"))
+  (tmp_path / "broken.json").write_text("{half")
+  found = files.load_results(str(tmp_path), "a", skip=("summary.json",))
+  assert found == [(str(tmp_path / "one.json"), {"kind": "a", "x": 1})]

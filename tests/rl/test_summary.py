@@ -1,0 +1,94 @@
+"""The GRPO summary across runs (qmotto.rl.summary): steps to target against i.i.d., several folders,
+and the summary runner (experiments/grpo_summary.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qmotto.rl import summary as summary_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _fake_result(task, sampler, seed, curve, target=0.0):
+  log = [{"kind": "eval", "step": 10 * i, "pass@1": v} for i, v in enumerate(curve)]
+  log += [{"kind": "train", "step": 10 * i + 10, "zero_variance": 0.5, "distinct": 3.0, "reward": v}
+          for i, v in enumerate(curve)]
+  return {"kind": summary_lib.RESULT_KIND, "task": task, "sampler": sampler, "seed": seed, "log": log,
+          "config": {"num_steps": 10 * (len(curve) - 1), "eval_every": 10, "target": target, "target_metric": "pass@1"}}
+
+
+def test_summary_steps_to_target_against_iid(tmp_path):
+  runs = [
+      _fake_result("t", "iid", 0, [0.1, 0.2, 0.3, 0.4]), _fake_result("t", "iid", 1, [0.1, 0.2, 0.3, 0.6]),
+      _fake_result("t", "lattice", 0, [0.1, 0.5, 0.5, 0.5]), _fake_result("t", "lattice", 1, [0.1, 0.2, 0.2, 0.2]),
+  ]
+  for r in runs:
+    (tmp_path / f"{summary_lib.result_name(r['task'], r['sampler'], r['seed'])}.json").write_text(json.dumps(r))
+  summary = summary_lib.build_summary(str(tmp_path))
+  rows = {(r["sampler"], r["seed"]): r for r in summary["rows"]}
+  assert all(r["target"] == pytest.approx(0.5) for r in rows.values())  # mean final i.i.d. pass@1.
+  assert rows["iid", 0]["steps_to_target"] is None and rows["iid", 1]["steps_to_target"] == 30
+  assert rows["lattice", 0]["steps_to_target"] == 10 and rows["lattice", 1]["steps_to_target"] is None
+  agg = {a["sampler"]: a for a in summary["aggregate"]}
+  assert agg["iid"]["reached"] == 1 and agg["iid"]["censored"] == 1 and agg["iid"]["mean_steps"] == 30
+  assert agg["lattice"]["mean_steps"] == 20 and agg["lattice"]["steps_saved_vs_iid"] == pytest.approx(1 / 3)
+  assert agg["lattice"]["final"]["mean"] == pytest.approx(0.35) and agg["iid"]["mean_eval"]["mean"] == pytest.approx(1 / 3)
+  assert rows["lattice", 0]["mean_eval"] == pytest.approx(0.5)
+  # Per seed, lattice - iid: steps 10 - 30 (seed 0 iid unreached: 30), 30 - 30; curves 0.5 - 0.3, 0.2 - 0.3667.
+  paired = agg["lattice"]["paired_vs_iid"]
+  assert agg["iid"]["paired_vs_iid"] is None and paired["seeds"] == 2
+  assert paired["steps_diff"]["mean"] == pytest.approx(-10.0) and paired["steps_diff"]["ci_low"] < -10.0
+  assert paired["mean_eval_diff"]["mean"] == pytest.approx((0.2 - 1 / 6) / 2)
+  assert "lattice" in summary_lib.format_summary(summary)
+  assert summary_lib.steps_to_target(runs[0]["log"], 0.15) == 10 and summary_lib.steps_to_target(runs[0]["log"], 0.9) is None
+
+
+def _write_results(folder, runs):
+  folder.mkdir(parents=True, exist_ok=True)
+  for r in runs:
+    (folder / f"{summary_lib.result_name(r['task'], r['sampler'], r['seed'])}.json").write_text(json.dumps(r))
+
+
+def test_summary_over_several_folders_keeps_each_task_target(tmp_path):
+  _write_results(tmp_path / "a", [_fake_result("a", "iid", 0, [0.1, 0.3], target=0.25),
+                                  _fake_result("a", "lattice", 0, [0.3, 0.3], target=0.25)])
+  _write_results(tmp_path / "b", [_fake_result("b", "iid", 0, [0.5, 0.6, 0.7], target=0.65)])
+  summary = summary_lib.build_summary([str(tmp_path / "a"), str(tmp_path / "b")])
+  rows = {(r["task"], r["sampler"]): r for r in summary["rows"]}
+  assert rows["a", "iid"]["steps_to_target"] == 10 and rows["a", "lattice"]["steps_to_target"] == 0
+  assert rows["b", "iid"]["target"] == 0.65 and rows["b", "iid"]["steps_to_target"] == 20
+  assert rows["b", "iid"]["results_dir"] == str(tmp_path / "b")
+  assert summary_lib.build_summary(str(tmp_path / "a"))["rows"] == summary["rows"][:2]
+
+  _write_results(tmp_path / "c", [_fake_result("a", "iid", 0, [0.1])])
+  with pytest.raises(ValueError, match=r"both results of \(task, sampler, seed\) = \('a', 'iid', 0\)"):
+    summary_lib.build_summary([str(tmp_path / "a"), str(tmp_path / "c")])
+  _write_results(tmp_path / "d", [_fake_result("a", "stratified", 0, [0.1, 0.2], target=0.5)])
+  with pytest.raises(ValueError, match="the a runs were given different config.target"):
+    summary_lib.build_summary([str(tmp_path / "a"), str(tmp_path / "d")])
+
+
+def test_summary_runner_writes_one_summary_of_several_folders(tmp_path):
+  _write_results(tmp_path / "a", [_fake_result("a", "iid", 0, [0.1, 0.3], target=0.25)])
+  _write_results(tmp_path / "b", [_fake_result("b", "lattice", 1, [0.5, 0.6, 0.7], target=0.65)])
+  out = tmp_path / "all"
+  proc = subprocess.run(
+      [sys.executable, "experiments/grpo_summary.py", f"--results={tmp_path / 'a'},{tmp_path / 'b'}",
+       f"--output_dir={out}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads((out / summary_lib.SUMMARY_NAME).read_text())  # the issue's format: a list of per-run rows.
+  assert [(r["task"], r["sampler"], r["seed"], r["steps_to_target"]) for r in rows] == [
+      ("a", "iid", 0, 10), ("b", "lattice", 1, 20)]
+  by_sampler = json.loads((out / summary_lib.AGGREGATE_NAME).read_text())
+  assert [(a["task"], a["sampler"], a["mean_steps"]) for a in by_sampler] == [("a", "iid", 10.0), ("b", "lattice", 20.0)]
+  assert (tmp_path / "all" / "summary_a.png").exists() and (tmp_path / "all" / "summary_b.png").exists()
+  assert "lattice" in proc.stdout
+
