@@ -26,15 +26,19 @@ def check_token_id(name: str, value, vocab: int, allow_none: bool = False) -> No
     raise ValueError(f"{name} must be {allowed}an int in [0, vocab_size={vocab}), got {value!r}.")
 
 
-def check_group_ids(group_ids, num_groups: int) -> jax.Array:
+def check_group_ids(group_ids, num_groups: int):
   """uint32[G] group ids: arange(G) for None, else `group_ids` checked to hold one id per group.
 
   A group's randomness is fold_in(key, its id), so ids must be given one per
-  group; traced ids (under the caller's jit) are passed through.
+  group. Concrete ids come back as a host (NumPy) array, so a sharded caller
+  uploads each device's slice only; traced ids (under the caller's jit) stay
+  traced.
   """
   if group_ids is None:
-    return jnp.arange(num_groups, dtype=jnp.uint32)
+    return np.arange(num_groups, dtype=np.uint32)
   shape = np.shape(group_ids)
   if shape != (num_groups,):
     raise ValueError(f"group_ids must be int[{num_groups}] (one id per group), got shape {shape}.")
-  return jnp.asarray(group_ids).astype(jnp.uint32)
+  if isinstance(group_ids, jax.core.Tracer):
+    return group_ids.astype(jnp.uint32)
+  return np.asarray(group_ids).astype(np.uint32)

@@ -53,6 +53,11 @@ class GenerateOutput:
   logprobs: jax.Array
   lengths: jax.Array
 
+  def ended(self, eos_id: int) -> jax.Array:
+    """bool[P, k]: the sample's last token is `eos_id` (it stopped, rather than ran out of tokens)."""
+    last = jnp.take_along_axis(self.tokens, jnp.maximum(self.lengths - 1, 0)[..., None], axis=-1)[..., 0]
+    return (self.lengths > 0) & (last == eos_id)
+
 
 @flax.struct.dataclass
 class GenerateState:
@@ -175,6 +180,15 @@ def _is_concrete(x) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
+def _as_array(x):
+  """A JAX array (or tracer) as it is, anything else as a host array.
+
+  Host prompts stay on the host until the call that needs them, so a sharded
+  caller uploads each device's slice only.
+  """
+  return x if isinstance(x, jax.Array) else np.asarray(x)
+
+
 def generate(
     key: jax.Array,
     model: llama.Model,
@@ -251,13 +265,12 @@ def prepare_generate(
   config = model.config
   options = options_lib.as_options(sampling)
   options.sampler.check_group_size(num_samples)
-  max_new_tokens = checks.check_count("max_new_tokens", max_new_tokens)
   options.sampler.check_length(max_new_tokens, "max_new_tokens")
+  max_new_tokens = int(max_new_tokens)
   checks.check_token_id("eos_id", eos_id, config.vocab_size, allow_none=True)
   checks.check_token_id("pad_id", pad_id, config.vocab_size)
 
-  prompts = jnp.asarray(prompts)
-  prompt_lengths = jnp.asarray(prompt_lengths)
+  prompts, prompt_lengths = _as_array(prompts), _as_array(prompt_lengths)
   if prompts.ndim != 2 or not jnp.issubdtype(prompts.dtype, jnp.integer) or 0 in prompts.shape:
     raise ValueError(f"prompts must be a non-empty int[P, Lp], got {prompts.dtype}{list(prompts.shape)}.")
   num_prompts, prompt_len = prompts.shape
@@ -295,8 +308,8 @@ def prepare_generate(
   arrays = (
       key,
       model,
-      prompts.astype(jnp.int32),
-      prompt_lengths.astype(jnp.int32),
+      prompts.astype(np.int32),
+      prompt_lengths.astype(np.int32),
       checks.check_group_ids(group_ids, num_prompts),
       jnp.int32(-1 if eos_id is None else eos_id),
       jnp.int32(pad_id),

@@ -234,11 +234,7 @@ class GroupSharding:
   def group_ids(self, num_groups: int, group_ids=None) -> jax.Array:
     """uint32[G] group ids (default arange(G)) sharded over the mesh: device d holds its own."""
     self.check_num_groups(num_groups)
-    if group_ids is None:
-      group_ids = np.arange(num_groups, dtype=np.uint32)
-    if not isinstance(group_ids, jax.core.Tracer):
-      group_ids = np.asarray(checks.check_group_ids(group_ids, num_groups))
-    return _put(group_ids, self.sharding())
+    return _put(checks.check_group_ids(group_ids, num_groups), self.sharding())
 
   def generate(
       self,

@@ -379,9 +379,7 @@ def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, conf
       policy.model.params, jnp.asarray(prompts), jnp.asarray(lengths), out, adv, jnp.int32(tokenizer.pad_id),
       model_config=mconfig, temperature=float(config.temperature), with_reference=bool(config.kl_coef),
   )
-  last = np.take_along_axis(tokens, np.maximum(out_lengths - 1, 0)[..., None], axis=-1)[..., 0]  # [B, G]
-  ended = (out_lengths > 0) & (last == tokenizer.eos_id)
-  stats = rewards_lib.group_stats(rewards, texts, out_lengths, ended)
+  stats = rewards_lib.group_stats(rewards, texts, out_lengths, np.asarray(out.ended(tokenizer.eos_id)))
   return Collected(rollout, stats, {"sample_s": sampled - start, "reward_s": scored - sampled})
 
 

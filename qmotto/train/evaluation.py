@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
@@ -58,7 +57,8 @@ def make_eval_set(tokenizer, task, num_problems: int, prompt_len: int) -> EvalSe
   return EvalSet(problems, prompts, lengths)
 
 
-def _generate_chunks(key, model, eval_set: EvalSet, *, chunk: int, tokenizer, **kwargs):
+def _generate_chunks(key, model, eval_set: EvalSet, *, tokenizer, chunk: int, num_samples: int, max_new_tokens: int,
+                     sampling_options: sampling.SamplingOptions):
   """Completion texts [P][k] and an EOS flag bool[P, k]; fixed-shape chunks of problems."""
   num = len(eval_set.problems)
   texts, stopped = [], []
@@ -66,14 +66,13 @@ def _generate_chunks(key, model, eval_set: EvalSet, *, chunk: int, tokenizer, **
     rows = np.arange(start, start + chunk)
     rows = np.where(rows < num, rows, start)  # pad the last chunk with a real prompt.
     out = decode.generate(
-        key, model, eval_set.prompts[rows], eval_set.lengths[rows], group_ids=jnp.asarray(rows, jnp.uint32),
-        eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id, **kwargs,
+        key, model, eval_set.prompts[rows], eval_set.lengths[rows], num_samples=num_samples,
+        max_new_tokens=max_new_tokens, sampling=sampling_options, eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
+        group_ids=rows.astype(np.uint32),
     )
     real = min(chunk, num - start)
-    tokens, lengths = np.asarray(out.tokens)[:real], np.asarray(out.lengths)[:real]
-    texts += prompting.decode_completions(tokenizer, tokens, lengths)
-    last = np.take_along_axis(tokens, np.maximum(lengths - 1, 0)[..., None], axis=-1)[..., 0]
-    stopped.append((lengths > 0) & (last == tokenizer.eos_id))
+    texts += prompting.decode_completions(tokenizer, np.asarray(out.tokens)[:real], np.asarray(out.lengths)[:real])
+    stopped.append(np.asarray(out.ended(tokenizer.eos_id))[:real])
   return texts, np.concatenate(stopped)
 
 
@@ -102,12 +101,12 @@ def evaluate(
   common = dict(chunk=batch_size, tokenizer=tokenizer, max_new_tokens=max_new_tokens)
   greedy_key, sample_key = jax.random.split(key)
   greedy, _ = _generate_chunks(
-      greedy_key, model, eval_set, num_samples=1, sampling=sampling.SamplingOptions.create("iid", temperature=0.0),
-      **common,
+      greedy_key, model, eval_set, num_samples=1,
+      sampling_options=sampling.SamplingOptions.create("iid", temperature=0.0), **common,
   )
   samples, stopped = _generate_chunks(
       sample_key, model, eval_set, num_samples=num_samples,
-      sampling=sampling.SamplingOptions.create("iid", temperature=temperature), **common,
+      sampling_options=sampling.SamplingOptions.create("iid", temperature=temperature), **common,
   )
   score = lambda problem, text: float(task.score_text(problem, text, data.STYLE))  # noqa: E731
   greedy_scores = np.array([score(p, row[0]) for p, row in zip(eval_set.problems, greedy)])
