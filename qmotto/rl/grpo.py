@@ -283,13 +283,7 @@ def initial_policy(config, *, task=None) -> Policy:
     options = config.task_options
     task = tasks_lib.get_task(config.task, **(options.to_dict() if hasattr(options, "to_dict") else dict(options)))
   tokenizer = data.task_tokenizer(task)
-  m = config.model
-  mconfig = llama.LlamaConfig(
-      vocab_size=tokenizer.vocab_size, hidden_size=m.hidden_size, intermediate_size=m.intermediate_size,
-      num_layers=m.num_layers, num_heads=m.num_heads, num_kv_heads=m.num_kv_heads,
-      rope_theta=float(m.get("rope_theta", 10000.0)), tie_embeddings=bool(m.get("tie_embeddings", True)),
-      max_seq_len=config.prompt_len + config.max_new_tokens,
-  )
+  mconfig = data.task_model_config(config.model, tokenizer.vocab_size, config.prompt_len + config.max_new_tokens)
   params = llama.init_params(mconfig, run_keys(config)[0])
   return Policy(llama.Model(mconfig, params), tokenizer, task, config.prompt_len, config.max_new_tokens,
                 {"checkpoint": "", "step": 0})

@@ -22,6 +22,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from qmotto.models import llama
 from qmotto.models.loading.char_tokenizer import CharTokenizer
 
 # The prompt format of the task models (`qmotto.tasks.prompting`): what they
@@ -39,6 +40,35 @@ class Batch(NamedTuple):
 
   tokens: np.ndarray
   target_mask: np.ndarray
+
+
+def task_model_config(model: Any, vocab_size: int, max_seq_len: int) -> llama.LlamaConfig:
+  """The LlamaConfig of a task model from a config's `model` fields (SFT and a random GRPO start).
+
+  Args:
+    model: config.model: hidden_size, intermediate_size, num_layers,
+      num_heads, num_kv_heads, and optionally rope_theta (10000) and
+      tie_embeddings (True).
+    vocab_size: the task tokenizer's vocabulary.
+    max_seq_len: the longest sequence the run feeds the model.
+
+  Raises:
+    ValueError: "config.model: ..." for sizes the model cannot take.
+  """
+  try:
+    return llama.LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=model.hidden_size,
+        intermediate_size=model.intermediate_size,
+        num_layers=model.num_layers,
+        num_heads=model.num_heads,
+        num_kv_heads=model.num_kv_heads,
+        rope_theta=float(model.get("rope_theta", 10000.0)),
+        tie_embeddings=bool(model.get("tie_embeddings", True)),
+        max_seq_len=max_seq_len,
+    )
+  except ValueError as e:
+    raise ValueError(f"config.model: {e}") from e
 
 
 def task_tokenizer(task: Any) -> CharTokenizer:

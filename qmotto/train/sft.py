@@ -127,25 +127,6 @@ def check_config(config, *, need_task_name: bool = True) -> None:
       raise ValueError(f"config.model lacks {name!r}.")
 
 
-def model_config(config, vocab_size: int) -> llama.LlamaConfig:
-  """The LlamaConfig of `config.model` for a vocabulary of `vocab_size` ids."""
-  m = config.model
-  try:
-    return llama.LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=m.hidden_size,
-        intermediate_size=m.intermediate_size,
-        num_layers=m.num_layers,
-        num_heads=m.num_heads,
-        num_kv_heads=m.num_kv_heads,
-        rope_theta=float(m.get("rope_theta", 10000.0)),
-        tie_embeddings=bool(m.get("tie_embeddings", True)),
-        max_seq_len=max(config.seq_len, config.prompt_len + config.max_new_tokens),
-    )
-  except ValueError as e:
-    raise ValueError(f"config.model: {e}") from e
-
-
 def _config_task(config):
   from qmotto import tasks  # pylint: disable=g-import-not-at-top
 
@@ -316,7 +297,9 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
   workdir = os.path.abspath(workdir or config.workdir)
   task = _config_task(config) if task is None else task
   tokenizer = data.task_tokenizer(task)
-  mconfig = model_config(config, tokenizer.vocab_size)
+  mconfig = data.task_model_config(
+      config.model, tokenizer.vocab_size, max(config.seq_len, config.prompt_len + config.max_new_tokens)
+  )
   opt = state_lib.OptimizerConfig.from_config(config)
   init_key, eval_key = jax.random.split(jax.random.key(config.seed))
   state = init_state(init_key, model_config=mconfig, opt=opt)
