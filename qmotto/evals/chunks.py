@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from typing import Callable
 
@@ -48,6 +47,7 @@ from qmotto.evals import streams
 from qmotto.models import llama
 from qmotto.tasks import prompting
 from qmotto.utils import files
+from qmotto.utils import progress
 
 # Bumped when the chunk files change: older chunks then land in another directory.
 CHUNK_FORMAT = 1
@@ -221,12 +221,6 @@ def sample_chunk(
               examples=examples)
 
 
-def _progress_bar(total: int, enabled: bool, desc: str):
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-
-  return tqdm(total=total, desc=desc, unit="chunk", disable=not (enabled and sys.stderr.isatty()))
-
-
 def sample_all(config, s: run_setup.Setup, *, on_chunk: Callable[[str, int, int], None] | None = None) -> dict:
   """Samples (or loads saved chunks of) every sampler and group size.
 
@@ -254,7 +248,10 @@ def sample_all(config, s: run_setup.Setup, *, on_chunk: Callable[[str, int, int]
   # One SamplingOptions per sampler: each generate call of a sampler reuses it (and its compilation).
   options = {name: sampling.SamplingOptions.create(name, **_transform_kwargs(config)) for name in config.samplers}
   out: dict = {}
-  bar = _progress_bar(len(streams_to_draw) * len(starts), bool(config.progress), f"{s.task.name}/{s.model_name}")
+  bar = progress.progress_bar(  # config.progress: a bar when stderr is a terminal.
+      "auto" if config.progress else "off", total=len(streams_to_draw) * len(starts), initial=0,
+      desc=f"{s.task.name}/{s.model_name}", unit="chunk",
+  )
   try:
     for name, size in streams_to_draw:
       reps = run_config.replications(config, name)

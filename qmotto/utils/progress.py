@@ -25,7 +25,7 @@ def check_progress_bar(setting: str) -> str:
   return setting
 
 
-def progress_bar(setting: str, *, total: int, initial: int, desc: str) -> tqdm.tqdm:
+def progress_bar(setting: str, *, total: int, initial: int, desc: str, unit: str = "it") -> tqdm.tqdm:
   """A tqdm bar over steps `initial` .. `total` (refreshed at most once a second).
 
   Args:
@@ -33,9 +33,10 @@ def progress_bar(setting: str, *, total: int, initial: int, desc: str) -> tqdm.t
     total: the step the run ends at.
     initial: the step it starts (or resumes) from.
     desc: the bar's label.
+    unit: what a step is, e.g. "chunk".
   """
   return tqdm.tqdm(
-      total=total, initial=initial, desc=desc, disable=_DISABLE[check_progress_bar(setting)],
+      total=total, initial=initial, desc=desc, unit=unit, disable=_DISABLE[check_progress_bar(setting)],
       dynamic_ncols=True, mininterval=1.0,
   )
 
