@@ -7,11 +7,13 @@
 
 Modules: `files` (atomic writes, JSON, reading a folder of results),
 `run_log` (the JSONL run log), `progress` (progress bars, the resumed wall
-clock), `logs` (quieting orbax's log lines).
+clock), `logs` (quieting orbax's log lines), `numbers` (one check for numeric
+settings given as Python, NumPy or JAX scalars).
 """
 
 from qmotto.utils import files
 from qmotto.utils import logs
+from qmotto.utils import numbers
 from qmotto.utils import progress
 from qmotto.utils import run_log
 from qmotto.utils.files import atomic_write
@@ -19,6 +21,8 @@ from qmotto.utils.files import load_results
 from qmotto.utils.files import to_jsonable
 from qmotto.utils.files import write_json
 from qmotto.utils.logs import quiet_orbax_logs
+from qmotto.utils.numbers import check_float
+from qmotto.utils.numbers import check_int
 from qmotto.utils.progress import PROGRESS_BAR
 from qmotto.utils.progress import Stopwatch
 from qmotto.utils.progress import progress_bar
@@ -30,9 +34,12 @@ __all__ = [
     "PROGRESS_BAR",
     "Stopwatch",
     "atomic_write",
+    "check_float",
+    "check_int",
     "files",
     "load_results",
     "logs",
+    "numbers",
     "progress",
     "progress_bar",
     "quiet_orbax_logs",
