@@ -65,7 +65,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.start = 0
   config.num_problems = 512
   # Sampling: R independent groups of n per problem and sampler (i.i.d.: iid_replications,
-  # 0 = R; more i.i.d. groups sharpen p_i for the union bound).
+  # 0 = R; more i.i.d. groups narrow the i.i.d. intervals; p_i for the union bound pools all samples).
   config.samplers = ("iid", "lattice", "stratified", "sobol")
   config.group_size = 64
   config.replications = 4

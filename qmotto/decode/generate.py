@@ -264,11 +264,10 @@ def prepare_generate(
     raise ValueError(f"model must be a qmotto.models.Model, got {type(model).__name__}.")
   config = model.config
   options = options_lib.as_options(sampling)
-  options.sampler.check_group_size(num_samples)
-  options.sampler.check_length(max_new_tokens, "max_new_tokens")
-  max_new_tokens = int(max_new_tokens)
-  checks.check_token_id("eos_id", eos_id, config.vocab_size, allow_none=True)
-  checks.check_token_id("pad_id", pad_id, config.vocab_size)
+  num_samples = options.sampler.check_group_size(num_samples)
+  max_new_tokens = options.sampler.check_length(max_new_tokens, "max_new_tokens")
+  eos_id = checks.check_token_id("eos_id", eos_id, config.vocab_size, allow_none=True)
+  pad_id = checks.check_token_id("pad_id", pad_id, config.vocab_size)
 
   prompts, prompt_lengths = _as_array(prompts), _as_array(prompt_lengths)
   if prompts.ndim != 2 or not jnp.issubdtype(prompts.dtype, jnp.integer) or 0 in prompts.shape:
@@ -314,4 +313,4 @@ def prepare_generate(
       jnp.int32(-1 if eos_id is None else eos_id),
       jnp.int32(pad_id),
   )
-  return arrays, dict(num_samples=int(num_samples), max_new_tokens=max_new_tokens, options=options)
+  return arrays, dict(num_samples=num_samples, max_new_tokens=max_new_tokens, options=options)

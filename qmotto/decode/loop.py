@@ -83,10 +83,7 @@ def sample_groups(
     # ignores its inputs (a fixed distribution): folding [G*N, V] cumsums at
     # compile time takes far longer than computing them.
     logits = jax.lax.optimization_barrier(logits_fn(state.tokens, state.step))
-    if logits.ndim != 3 or logits.shape[:2] != (num_groups, n):
-      raise ValueError(
-          f"logits_fn must return float[{num_groups}, {n}, vocab] logits, got shape {logits.shape}."
-      )
+    logit_checks.check_logits_array(logits, LOGITS_SOURCE[0], (num_groups, n))
     rotation = coupling.rotation_words(rotation_keys, state.step)  # [G]
     tokens, codes, invalid, _ = coupling.coupled_step(options, logits, words, state.codes, rotation, state.step)
     return DecodeState(
@@ -112,11 +109,14 @@ def prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_i
   if not callable(logits_fn):
     raise ValueError(f"logits_fn must be callable, got {type(logits_fn).__name__}.")
   options = options_lib.as_options(sampling)
-  options.sampler.check_group_size(num_samples)
-  options.sampler.check_length(length)
   checks.check_count("num_groups", num_groups)
-  return dict(logits_fn=logits_fn, num_samples=int(num_samples), length=int(length), options=options,
-              pad_id=int(pad_id))
+  return dict(
+      logits_fn=logits_fn,
+      num_samples=options.sampler.check_group_size(num_samples),
+      length=options.sampler.check_length(length),
+      options=options,
+      pad_id=checks.check_count("pad_id", pad_id, minimum=0),
+  )
 
 
 def sample_sequences_batched(
@@ -152,7 +152,7 @@ def sample_sequences_batched(
     int32[G, N, length] sampled tokens.
   """
   static = prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
-  group_ids = checks.check_group_ids(group_ids, int(num_groups))
+  group_ids = checks.check_group_ids(group_ids, checks.check_count("num_groups", num_groups))
   sample_ids = jnp.arange(static["num_samples"], dtype=jnp.uint32)  # every point of the group.
   tokens, invalid = sample_groups(key, group_ids, sample_ids, **static)
   if static["options"].check_logits:

@@ -2,7 +2,8 @@
 
 `analyze` gives, for every sampler and k, the rows of `report.passk_rows`:
 the unbiased pass@k with a bootstrap interval, the per-problem union bound
-mean_i min(1, k p_i) (p_i from the i.i.d. samples) and the samples saved
+mean_i min(1, k p_i) with its bias-aware interval (p_i from all samples of
+all samplers, `report.pooled_counts`) and the samples saved
 vs i.i.d. with an interval (NaN where the i.i.d. pass@k is 0: any sampler
 "reaches" 0 at once, so there is nothing to measure). Rows also carry the
 mean number of distinct answers per group of k (`scoring.distinct_per_group`).
@@ -36,16 +37,17 @@ def analyze(config, s: run_setup.Setup, samples: dict) -> tuple[list[dict], dict
     replications and distinct_per_group), and {"stats": sampler -> sample
     counts, completion lengths, truncation, answered, pass@1, timings and
     examples; "per_problem": sampler -> per-problem pass@k [P][K];
-    "answer_probs": the i.i.d. p_i [P]}.
+    "answer_probs": p_i [P] from all samples of all samplers; "answer_samples":
+    the samples per problem behind them}.
   """
   ks = [int(k) for k in config.ks]
   samples = samples["samplers"]
   correct = {name: {size: g["correct"] for size, g in samples[name]["groups"].items()} for name in config.samplers}
-  baseline = correct[run_config.BASELINE][config.group_size]
-  answer_probs = baseline.astype(np.float64).mean(axis=(1, 2))
-  rows = report.passk_rows(
-      correct, ks, answer_probs=answer_probs, seed=int(config.seed), num_resamples=int(config.num_resamples)
-  )
+  # Every sample of every sampler is an exact draw: pooled, they estimate p_i
+  # without bias and with less variance than the i.i.d. samples alone.
+  num_correct, num_samples = report.pooled_counts(correct)
+  answer_probs = num_correct / num_samples
+  rows = report.passk_rows(correct, ks, seed=int(config.seed), num_resamples=int(config.num_resamples))
   distinct, stats, per_problem = {}, {}, {}
   for name in config.samplers:
     sampler = sampling.get_sampler(name)
@@ -87,4 +89,5 @@ def analyze(config, s: run_setup.Setup, samples: dict) -> tuple[list[dict], dict
         replications=run_config.replications(config, name),
         distinct_per_group=distinct[name][row["k"]],
     )
-  return rows, dict(stats=stats, per_problem=per_problem, answer_probs=np.round(answer_probs, 6).tolist())
+  return rows, dict(stats=stats, per_problem=per_problem, answer_probs=np.round(answer_probs, 6).tolist(),
+                    answer_samples=int(num_samples.min()))

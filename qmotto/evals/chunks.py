@@ -21,18 +21,38 @@ prompts and answers, sampling and scoring settings, chunk shape), so a
 changed config never reuses stale chunks. A rerun skips the chunks already
 saved and gives exactly the result of an uninterrupted run. Fields that only
 affect the analysis (ks, num_resamples, ...) can change freely between
-reruns. The task's scoring code is not hashed: after changing it, rerun
-with config.resume=False.
+reruns.
+
+Code version. Each chunk also records the version of the code that made it
+(`code_version`: the qmotto version, a hash of the source of the modules
+that draw, decode and score samples, CODE_SOURCES, and the versions of the
+libraries in CODE_LIBRARIES). A chunk made by other code, or one that records
+none (made before versions were recorded), is not reused: it is sampled
+again and overwritten, with a warning in the log. Comments and docstrings are
+left out of the hash, so editing them keeps the chunks.
+
+One run at a time. A run holds `run_lock` (a lock file in config.workdir
+per task and model, `qmotto.utils.locks`) while it samples: a second run of
+the same task and model on the same workdir is refused at once, naming the
+first; other tasks and models may share the workdir. Under the lock, the
+temporary files `.tmp-*` that a killed run left in its chunk directories are
+removed.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import dataclasses
+import functools
+import glob
 import hashlib
+import importlib.metadata
 import json
 import os
+import re
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import jax
 import numpy as np
@@ -47,12 +67,22 @@ from qmotto.evals import streams
 from qmotto.models import llama
 from qmotto.tasks import prompting
 from qmotto.utils import files
+from qmotto.utils import locks
 from qmotto.utils import progress
 
 # Bumped when the chunk files change: older chunks then land in another directory.
 CHUNK_FORMAT = 1
 # The arrays of a chunk file, each [c, R, size] for c problems.
 CHUNK_KEYS = ("correct", "answered", "answer_hash", "lengths", "stopped")
+# The code a chunk's contents depend on beyond the config and the model (paths
+# under qmotto/): the point sets, the sampling step, the decode loops, the
+# model and its tokenizers, the tasks (prompts, completions, scoring) and this
+# runner's sampling and scoring. `code_version` hashes them.
+CODE_SOURCES = (
+    "qmc", "sampling", "decode", "models", "tasks", "evals/chunks.py", "evals/scoring.py", "evals/streams.py",
+)
+# Libraries whose version changes the numbers or the scoring.
+CODE_LIBRARIES = ("jax", "jaxlib", "flax", "numpy", "reasoning_gym")
 
 
 def _chunk_size(config) -> int:
@@ -75,6 +105,71 @@ def _hash_bytes(*parts: bytes) -> str:
     h.update(len(part).to_bytes(8, "little"))
     h.update(part)
   return h.hexdigest()
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+  for node in ast.walk(tree):
+    body = getattr(node, "body", None)
+    if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+      node.body = body[1:] or [ast.Pass()]
+  return tree
+
+
+@functools.cache
+def code_version() -> str:
+  """The version of the code that makes and scores samples: "<qmotto version>+<hash>".
+
+  The hash covers the source of CODE_SOURCES (its syntax tree without
+  comments and docstrings, so only a change of code changes it) and the
+  versions of CODE_LIBRARIES. Computed once per process, at the first call
+  (a run calls it before sampling), so it describes the code the run uses.
+  """
+  import qmotto  # pylint: disable=g-import-not-at-top (the whole package: its version and folder)
+
+  root = os.path.dirname(os.path.abspath(qmotto.__file__))
+  paths = []
+  for source in CODE_SOURCES:
+    path = os.path.join(root, source)
+    paths += sorted(glob.glob(os.path.join(path, "**", "*.py"), recursive=True)) if os.path.isdir(path) else [path]
+  parts = []
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      tree = _without_docstrings(ast.parse(f.read(), filename=path))
+    parts += [os.path.relpath(path, root).encode(), ast.dump(tree).encode()]
+  for name in CODE_LIBRARIES:
+    try:
+      version = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      version = "absent"
+    parts.append(f"{name}=={version}".encode())
+  return f"{qmotto.__version__}+{_hash_bytes(*parts)[:16]}"
+
+
+def run_label(s: run_setup.Setup) -> str:
+  """The run's label "<task>_<model>": names its result file, its chunk directories' prefix and its lock."""
+  return f"{s.task.name}_{s.model_name}"
+
+
+@contextlib.contextmanager
+def run_lock(config, s: run_setup.Setup) -> Iterator[locks.DirectoryLock]:
+  """Holds the lock of this task and model in config.workdir; removes the stale `.tmp-*` of its chunks.
+
+  Raises:
+    qmotto.utils.locks.DirectoryInUse (a ValueError): another run of this
+      task and model holds config.workdir; the message names it.
+  """
+  key = run_label(s)
+  with locks.DirectoryLock(config.workdir, name="config.workdir", run=f"pass@k {key}",
+                           lock_file=f".qmotto-{key}.lock") as lock:
+    # The chunk directories of this key: <key>_<16 hex digits> (resume_directory).
+    pattern = re.compile(re.escape(key) + "_[0-9a-f]{16}")
+    for directory in glob.glob(os.path.join(glob.escape(os.fspath(config.workdir)), glob.escape(key) + "_*")):
+      if pattern.fullmatch(os.path.basename(directory)):
+        removed = files.remove_stale_temporaries(directory)
+        if removed:
+          logging.warning("%s: removed %d temporary files left by a killed run.", directory, len(removed))
+    yield lock
 
 
 def model_fingerprint(model: llama.Model) -> str:
@@ -112,7 +207,7 @@ def resume_directory(config, s: run_setup.Setup) -> str:
   """<workdir>/<task>_<model>_<fingerprint>: where this run's chunks live (made, with spec.json)."""
   spec = sample_spec(config, s)
   fingerprint = _hash_bytes(json.dumps(spec, sort_keys=True).encode())[:16]
-  directory = os.path.join(config.workdir, f"{s.task.name}_{s.model_name}_{fingerprint}")
+  directory = os.path.join(config.workdir, f"{run_label(s)}_{fingerprint}")
   os.makedirs(directory, exist_ok=True)
   spec_path = os.path.join(directory, "spec.json")
   if not os.path.exists(spec_path):
@@ -125,16 +220,30 @@ def chunk_path(directory: str, sampler: str, size: int, reps: int, chunk: int) -
   return os.path.join(directory, f"{sampler}_n{size}_r{reps}_{chunk:05d}.npz")
 
 
-def load_chunk(path: str, shape: tuple[int, int, int]) -> dict | None:
-  """A saved chunk's arrays (CHUNK_KEYS, each of `shape`) and "examples"; None if absent or unusable."""
+def load_chunk(path: str, shape: tuple[int, int, int], *, code: str | None = None) -> dict | None:
+  """A saved chunk's arrays (CHUNK_KEYS, each of `shape`) and "examples"; None if absent or unusable.
+
+  Args:
+    path: the chunk file (`chunk_path`).
+    shape: (c, R, size), the shape each array must have.
+    code: the code version the chunk must record (default: this code's,
+      `code_version()`). A chunk of other code, or one that records none, is
+      refused (None, with a warning): the caller samples it again.
+  """
   if not os.path.exists(path):
     return None
+  code = code_version() if code is None else code
   try:
     with np.load(path, allow_pickle=False) as data:
       arrays = {name: np.asarray(data[name]) for name in CHUNK_KEYS}
       examples = [str(x) for x in data["examples"]] if "examples" in data else []
+      saved_code = str(data["code_version"]) if "code_version" in data else None
   except Exception as e:  # pylint: disable=broad-except
     logging.warning("%s: unreadable (%s); sampling this chunk again.", path, e)
+    return None
+  if saved_code != code:
+    made_by = f"code version {saved_code}" if saved_code else "code that recorded no version"
+    logging.warning("%s: made by %s, not this code's %s; sampling this chunk again.", path, made_by, code)
     return None
   if any(a.shape != shape for a in arrays.values()):
     logging.warning("%s: shapes differ from %s; sampling this chunk again.", path, shape)
@@ -143,9 +252,14 @@ def load_chunk(path: str, shape: tuple[int, int, int]) -> dict | None:
   return arrays
 
 
-def save_chunk(path: str, arrays: dict) -> None:
-  """Writes a chunk's arrays to `path` atomically (an interrupted write leaves no chunk)."""
-  files.atomic_write(path, lambda f: np.savez_compressed(f, **arrays), mode="wb")
+def save_chunk(path: str, arrays: dict, *, code: str | None = None) -> None:
+  """Writes a chunk's arrays to `path` atomically (an interrupted write leaves no chunk).
+
+  The file records `code` (default: this code's `code_version()`), which
+  `load_chunk` checks.
+  """
+  code = code_version() if code is None else code
+  files.atomic_write(path, lambda f: np.savez_compressed(f, **arrays, code_version=np.array(code)), mode="wb")
 
 
 def _stop_lengths(tokens: np.ndarray, lengths: np.ndarray, stop_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +351,7 @@ def sample_all(config, s: run_setup.Setup, *, on_chunk: Callable[[str, int, int]
     "stats": seconds, sampled_chunks, loaded_chunks}}.
   """
   directory = resume_directory(config, s)
+  code = code_version()
   num = len(s.problems)
   chunk = _chunk_size(config)
   starts = list(range(0, num, chunk))
@@ -265,11 +380,11 @@ def sample_all(config, s: run_setup.Setup, *, on_chunk: Callable[[str, int, int]
       for j, start in enumerate(starts):
         rows = np.arange(start, min(start + chunk, num))
         path = chunk_path(directory, name, size, reps, j)
-        arrays = load_chunk(path, (len(rows), reps, size)) if config.resume else None
+        arrays = load_chunk(path, (len(rows), reps, size), code=code) if config.resume else None
         if arrays is None:
           began = time.time()
           arrays = sample_chunk(s, config, options[name], size, reps, stream, rows, scorer)
-          save_chunk(path, arrays)
+          save_chunk(path, arrays, code=code)
           stats["seconds"] += time.time() - began
           stats["sampled_chunks"] += 1
           arrays["examples"] = [str(x) for x in arrays["examples"]]

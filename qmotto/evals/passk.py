@@ -17,6 +17,12 @@ and .png and rebuilds <output_dir>/summary.json (`build_summary`; see
 rerun after an interruption gives exactly the result of an uninterrupted
 run.
 
+Before loading the model, `run` checks that it can write config.output_dir
+and config.workdir (`run_config.check_directories`); it samples holding the
+lock of its task and model in config.workdir (`chunks.run_lock`: a second
+such run is refused at once, naming the first), and `run_and_save` writes
+the results folder holding its lock (`qmotto.utils.locks.output_lock`).
+
 `setup`, `check_config`, `build_summary` and `save_outputs` are re-exported
 here, beside `run` and `run_and_save`, as the runner's entry points.
 """
@@ -33,11 +39,13 @@ from absl import logging
 from qmotto.evals import analysis
 from qmotto.evals import chunks
 from qmotto.evals import outputs
+from qmotto.evals import run_config
 from qmotto.evals import run_setup
 from qmotto.evals.outputs import build_summary
 from qmotto.evals.outputs import save_outputs
 from qmotto.evals.run_config import check_config
 from qmotto.evals.run_setup import setup
+from qmotto.utils import locks
 
 __all__ = ["build_summary", "check_config", "run", "run_and_save", "save_outputs", "setup"]
 
@@ -53,13 +61,17 @@ def run(config, *, task=None, on_chunk: Callable[[str, int, int], None] | None =
   Returns:
     The result dict (`save_outputs` writes it): kind, task, model, style,
     config, rows (one per sampler and k), per-sampler statistics, the
-    per-problem pass@k of every sampler and the i.i.d. p_i.
+    per-problem pass@k of every sampler and p_i from all samples
+    (answer_probs, with answer_samples per problem).
   """
   began = time.time()
+  check_config(config)  # a bad field fails before any directory is made.
+  run_config.check_directories(config)  # an unwritable path fails before loading the model.
   s = setup(config, task=task)
   logging.info("%s on %s (%s style): %d problems, prompts of %d tokens, max_new_tokens=%d",
                s.model_name, s.task.name, s.style, len(s.problems), s.prompts.shape[1], s.max_new_tokens)
-  samples = chunks.sample_all(config, s, on_chunk=on_chunk)
+  with chunks.run_lock(config, s):  # one run per task and model in config.workdir.
+    samples = chunks.sample_all(config, s, on_chunk=on_chunk)
   rows, extra = analysis.analyze(config, s, samples)
   return dict(
       kind=outputs.RESULT_KIND,
@@ -80,11 +92,13 @@ def run(config, *, task=None, on_chunk: Callable[[str, int, int], None] | None =
       rows=rows,
       samplers=extra["stats"],
       answer_probs=extra["answer_probs"],
+      answer_samples=extra["answer_samples"],
       per_problem_pass_at_k=extra["per_problem"],
   )
 
 
 def run_and_save(config, *, task=None, on_chunk=None) -> tuple[dict, dict[str, str]]:
-  """`run`, then `save_outputs` to config.output_dir; (result, paths)."""
+  """`run`, then `save_outputs` to config.output_dir (holding its `locks.output_lock`); (result, paths)."""
   result = run(config, task=task, on_chunk=on_chunk)
-  return result, save_outputs(result, config.output_dir, plot=bool(config.plot))
+  with locks.output_lock(config.output_dir, name="config.output_dir", run=f"pass@k {result['task']}_{result['model']}"):
+    return result, save_outputs(result, config.output_dir, plot=bool(config.plot))

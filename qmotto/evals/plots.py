@@ -2,16 +2,18 @@
 
 `plot_passk(result, path)` draws, from the rows of `qmotto.evals.passk.run` (or
 `report.passk_rows` with task/model fields): left, pass@k against k per
-sampler with its bootstrap interval as a band and the union bound
-mean_i min(1, k p_i) as a dashed line; right, the samples saved against
-i.i.d. at each k with its interval (points where it is undefined, NaN, are
-left out).
+sampler with its bootstrap interval over problems as a band, and the union
+bound mean_i min(1, k p_i) as a dashed line (a plug-in, biased low when p_i
+is estimated) with its bias-aware interval as a grey band; right, the samples
+saved against i.i.d. at each k with its interval (points where it is
+undefined, NaN, are left out). The title states the intervals' level.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from qmotto.evals import report
 from qmotto.utils import files
 
 # Lower ends of savings intervals can be -inf (the sampler never reaches the
@@ -27,15 +29,33 @@ def _by_sampler(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def _title(result: dict) -> str:
+  """Two lines: the run (task, model, what each sampler drew, temperature), and the bands' meaning."""
   parts = [f"{result.get('task', '?')} / {result.get('model', '?')}"]
   if "num_problems" in result:
     parts.append(f"{result['num_problems']} problems")
+  drawn = report.drawn_per_sampler(result["rows"])
+  if drawn:
+    per_sampler = ", ".join(f"{name} " + " + ".join(f"{r}x{n}" for _, r, n in d) for name, d in drawn.items())
+    parts.append(f"groups x size per problem: {per_sampler}")
   config = result.get("config") or {}
-  if "group_size" in config:
-    parts.append(f"n={config['group_size']}, R={config.get('replications')}")
   if "temperature" in config:
     parts.append(f"T={config['temperature']}")
-  return ", ".join(parts)
+  return ", ".join(parts) + "\n" + band_text(result["rows"])
+
+
+def band_text(rows: list[dict]) -> str:
+  """What the bands are, e.g. "bands: 95% bootstrap intervals over problems"."""
+  return f"bands: {report.level_text(rows)} bootstrap intervals over problems"
+
+
+def bound_label(rows: list[dict]) -> str:
+  """The legend entry of the union bound: what it is and which way its estimate is biased."""
+  p_from = {r.get("union_bound_p_from") for r in rows}
+  if p_from == {"exact"}:
+    return "union bound mean min(1, k p_i), exact p_i"
+  if p_from == {"all_samples"}:
+    return "union bound (plug-in from all samples, biased low;\nband up to its bias-corrected upper end)"
+  return "union bound (plug-in from i.i.d. samples, biased low)"
 
 
 def figure_passk(result: dict, *, title: str | None = None):
@@ -43,8 +63,9 @@ def figure_passk(result: dict, *, title: str | None = None):
 
   Args:
     result: a dict with "rows" (sampler, k, pass_at_k, ci_low, ci_high,
-      union_bound, samples_saved, saved_low, saved_high) and optionally task,
-      model, num_problems, config (for the title).
+      union_bound, samples_saved, saved_low, saved_high; optionally
+      union_bound_low/high/p_from, ci_level) and optionally task, model,
+      num_problems, config (for the title).
     title: overrides the default title.
   """
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
@@ -58,7 +79,10 @@ def figure_passk(result: dict, *, title: str | None = None):
   colors = {name: f"C{i}" for i, name in enumerate(by_sampler)}
   bound_rows = next(iter(by_sampler.values()))
   ks = np.array([r["k"] for r in bound_rows])
-  ax_pass.plot(ks, [r["union_bound"] for r in bound_rows], "k--", lw=1.2, label="union bound")
+  ax_pass.plot(ks, [r["union_bound"] for r in bound_rows], "k--", lw=1.2, label=bound_label(bound_rows))
+  if all(r.get("union_bound_low") is not None for r in bound_rows):
+    ax_pass.fill_between(ks, [r["union_bound_low"] for r in bound_rows], [r["union_bound_high"] for r in bound_rows],
+                         color="0.5", alpha=0.15, lw=0)
   for name, rs in by_sampler.items():
     k = np.array([r["k"] for r in rs])
     ax_pass.plot(k, [r["pass_at_k"] for r in rs], "o-", ms=3, color=colors[name], label=name)
@@ -69,7 +93,7 @@ def figure_passk(result: dict, *, title: str | None = None):
   ax_pass.set_ylabel("pass@k")
   ax_pass.set_ylim(0, 1.02)
   ax_pass.grid(alpha=0.3)
-  ax_pass.legend(fontsize=8)
+  ax_pass.legend(fontsize=7)
 
   ax_saved.axhline(0.0, color="k", lw=0.8)
   offsets = np.linspace(-0.06, 0.06, max(1, len(by_sampler) - 1))

@@ -1,7 +1,9 @@
 """The pass@k runner's config (fields: configs/passk.py): checks, and the values derived from it.
 
 `check_config` checks everything that needs no model or task loaded, so a
-bad field fails in a fraction of a second, before any loading or sampling.
+bad field fails in a fraction of a second, before any loading or sampling;
+numbers may be Python, NumPy or JAX scalars (`qmotto.utils.numbers`).
+`check_directories` then makes sure the run can write its directories.
 """
 
 from __future__ import annotations
@@ -9,23 +11,21 @@ from __future__ import annotations
 import json
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from qmotto import metrics
 from qmotto import sampling
 from qmotto import tasks
 from qmotto.tasks import prompting
+from qmotto.utils import files
+from qmotto.utils import numbers
 
-# The i.i.d. sampler: the baseline of samples saved, and p_i for the union bound.
+# The i.i.d. sampler: the baseline of samples saved (p_i for the union bound come from all samplers).
 BASELINE = "iid"
 STYLES = ("auto",) + prompting.STYLES
-
-
-def _positive_int(config, name: str, minimum: int = 1) -> int:
-  value = config[name]
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-    raise ValueError(f"config.{name} must be an int >= {minimum}, got {value!r}.")
-  return int(value)
+# The integer fields and their smallest values.
+INT_FIELDS = (
+    ("num_problems", 1), ("group_size", 1), ("replications", 1), ("problems_per_call", 1), ("num_resamples", 1),
+    ("start", 0), ("iid_replications", 0), ("max_new_tokens", 0), ("seed", 0), ("top_k", 0),
+)
 
 
 def group_sizes(sampler: str | sampling.Sampler, group_size: int, ks: Sequence[int]) -> list[int]:
@@ -80,32 +80,46 @@ def check_config(config) -> None:
     raise ValueError(f"config.samplers: unknown {unknown}; allowed: {sorted(sampling.SAMPLERS)}.")
   if BASELINE not in samplers:
     raise ValueError(
-        f"config.samplers must include {BASELINE!r}: it is the baseline of samples saved and gives "
-        f"p_i for the union bound; got {list(samplers)}."
+        f"config.samplers must include {BASELINE!r}: it is the baseline of samples saved; got "
+        f"{list(samplers)}."
     )
   if len(set(samplers)) != len(samplers):
     raise ValueError(f"config.samplers: each sampler once, got {list(samplers)}.")
   if config.style not in STYLES:
     raise ValueError(f"config.style must be one of {STYLES}, got {config.style!r}.")
-  for name in ("num_problems", "group_size", "replications", "problems_per_call", "num_resamples"):
-    _positive_int(config, name)
-  for name in ("start", "iid_replications", "max_new_tokens", "seed", "top_k"):
-    _positive_int(config, name, minimum=0)
-  ks = list(config.ks)
-  if not ks or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in ks):
-    raise ValueError(f"config.ks must be a non-empty list of ints >= 1, got {ks}.")
+  for name, minimum in INT_FIELDS:
+    numbers.check_int(f"config.{name}", config[name], minimum=minimum)
+  if "chat_shots" in config:
+    numbers.check_int("config.chat_shots", config.chat_shots, minimum=0)
+  if isinstance(config.ks, (str, bytes)) or not hasattr(config.ks, "__iter__"):
+    raise ValueError(f"config.ks must be a non-empty list of ints >= 1, got {config.ks!r}.")
+  ks = [numbers.check_int(f"config.ks[{i}]", k, minimum=1) for i, k in enumerate(config.ks)]
+  if not ks:
+    raise ValueError(f"config.ks must be a non-empty list of ints >= 1, got {list(config.ks)}.")
   if any(b <= a for a, b in zip(ks, ks[1:])):
     raise ValueError(f"config.ks must be strictly increasing, got {ks}.")
   for sampler in samplers:
-    group_sizes(sampler, config.group_size, ks)
-  if not np.isfinite(config.temperature) or config.temperature < 0:
-    raise ValueError(f"config.temperature must be a finite number >= 0, got {config.temperature!r}.")
-  if not 0 < config.top_p <= 1:
-    raise ValueError(f"config.top_p must be in (0, 1] (1: off), got {config.top_p!r}.")
-  if not 0 <= config.min_p < 1:
+    group_sizes(sampler, int(config.group_size), ks)
+  numbers.check_float("config.temperature", config.temperature, minimum=0.0)
+  numbers.check_float("config.top_p", config.top_p, minimum=0.0, maximum=1.0, exclusive_minimum=True)  # 1: off.
+  if numbers.check_float("config.min_p", config.min_p, minimum=0.0, maximum=1.0) >= 1:
     raise ValueError(f"config.min_p must be in [0, 1) (0: off), got {config.min_p!r}.")
+  numbers.check_float("config.correct_threshold", config.correct_threshold)
   task_options(config)
   check_task_name(config.task)
+
+
+def check_directories(config) -> None:
+  """Makes config.output_dir and config.workdir and checks that they can be written.
+
+  Called at the start of a run, before loading the model: an unwritable path
+  fails at once, not after the sampling.
+
+  Raises:
+    ValueError: naming the field and the path.
+  """
+  for name in ("output_dir", "workdir"):
+    files.check_writable(config[name], f"config.{name}")
 
 
 def check_task_name(name: str) -> None:

@@ -4,7 +4,9 @@ Problem i is a small autoregressive model over `vocab` tokens and `length`
 positions (a Markov chain whose transition logits also depend on the
 position) plus one answer sequence. The answer's probability p_i is known
 exactly, so pass@k of any sampler can be compared with i.i.d. sampling and
-with the union bound min(1, k p_i) without estimating p_i. A per-problem
+with the union bound min(1, k p_i) without estimating p_i, and an estimate of
+that bound from samples can be checked against the truth
+(tests/evals/test_report.py). A per-problem
 difficulty lowers the answer's logits, spreading p_i over orders of
 magnitude as in real benchmarks.
 

@@ -2,8 +2,8 @@
 
 `run(config)` samples R independent groups of n for every problem and
 sampler, scores them against the known answers, and returns the rows of
-`report.passk_rows` (plus the exact union bound, since the toy knows
-every p_i). Importable by tests and notebooks; the absl runner
+`report.passk_rows`, whose union bound uses the exact p_i (the toy knows
+them: union_bound_p_from "exact", no estimation bias). Importable by tests and notebooks; the absl runner
 `experiments/passk_toy.py` parses flags, calls it and writes the result
 with `qmotto.utils.files.write_json`.
 """

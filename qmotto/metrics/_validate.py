@@ -7,8 +7,19 @@ import numbers
 import numpy as np
 
 
-def check_int(name: str, value, *, minimum: int | None = None) -> int:
-  """`value` as a Python int; raises unless it is an integer (not a bool) >= minimum."""
+def _as_scalar(value):
+  """A 0-d array (NumPy, or JAX without importing it) as a NumPy scalar; anything else as is."""
+  if not isinstance(value, (str, bytes)) and getattr(value, "shape", None) == () and hasattr(value, "dtype"):
+    return np.asarray(value)[()]
+  return value
+
+
+def int_argument(name: str, value, *, minimum: int | None = None) -> int:
+  """`value` as a Python int; raises unless it is an integer (not a bool) >= minimum.
+
+  Python, NumPy and JAX integer scalars (0-d arrays) are accepted alike.
+  """
+  value = _as_scalar(value)
   if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
     raise ValueError(f"{name} must be an int, got {value!r} ({type(value).__name__}).")
   value = int(value)
@@ -24,11 +35,12 @@ def check_seed(seed) -> int:
         "seed must be a non-negative int (it seeds np.random.default_rng); got None. "
         "The bootstrap has no hidden randomness: pass a seed explicitly."
     )
-  return check_int("seed", seed, minimum=0)
+  return int_argument("seed", seed, minimum=0)
 
 
 def check_level(level) -> float:
   """A confidence level strictly between 0 and 1."""
+  level = _as_scalar(level)
   if isinstance(level, (bool, np.bool_)) or not isinstance(level, numbers.Real):
     raise ValueError(f"level must be a float in (0, 1), got {level!r}.")
   level = float(level)

@@ -87,7 +87,7 @@ def bootstrap_ci(
     shape per_problem.shape[1:].
   """
   seed = _validate.check_seed(seed)
-  num_resamples = _validate.check_int("num_resamples", num_resamples, minimum=1)
+  num_resamples = _validate.int_argument("num_resamples", num_resamples, minimum=1)
   level = _validate.check_level(level)
   values = finite_per_problem("per_problem", per_problem)
   trailing = values.shape[1:]

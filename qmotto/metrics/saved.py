@@ -37,7 +37,7 @@ def _check_ks(ks) -> np.ndarray:
 
 
 def _k_index(ks: np.ndarray, k) -> int:
-  k = _validate.check_int("k", k, minimum=1)
+  k = _validate.int_argument("k", k, minimum=1)
   where = np.flatnonzero(ks == k)
   if where.size == 0:
     raise ValueError(f"k={k} must be one of ks={ks.tolist()} (the i.i.d. pass@k is read there).")
@@ -141,7 +141,7 @@ def bootstrap_samples_saved(
     statistics of the resampled savings (no interpolation between them).
   """
   seed = _validate.check_seed(seed)
-  num_resamples = _validate.check_int("num_resamples", num_resamples, minimum=1)
+  num_resamples = _validate.int_argument("num_resamples", num_resamples, minimum=1)
   level = _validate.check_level(level)
   ks = _check_ks(ks)
   index = _k_index(ks, k)

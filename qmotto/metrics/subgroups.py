@@ -105,7 +105,7 @@ class GroupStructure:
 
   def check_group_size(self, group_size, arg: str = "group_size") -> int:
     """`group_size` as an int, if the sampler can draw groups of that size."""
-    n = _validate.check_int(arg, group_size, minimum=1)
+    n = _validate.int_argument(arg, group_size, minimum=1)
     if self.name == "dyadic" and n & (n - 1):
       raise ValueError(
           f"{arg}={n} is not a group size {self.label} can make: a Sobol group is the first 2**m "
@@ -127,7 +127,7 @@ class GroupStructure:
 
   def check_size(self, n: int, size, arg: str) -> int:
     """`size` as an int, if groups of n have valid sub-groups of that size."""
-    size = _validate.check_int(arg, size, minimum=1)
+    size = _validate.int_argument(arg, size, minimum=1)
     allowed = self.allowed_sizes(n)
     if size > n:
       raise ValueError(

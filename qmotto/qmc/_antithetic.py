@@ -17,7 +17,7 @@ def antithetic_words(
   the words), so every point is uniform. With odd n the last point has no
   partner and is simply uniform.
   """
-  _bits.check_shape("antithetic", n, s)
+  n, s = _bits.check_shape("antithetic", n, s)
   index = _bits.point_indices(n, index)
   words = _bits.per_point_words(key, index // 2, s)  # [m, s]
   negated = jnp.uint32(0) - words  # wraps mod 2**32: 1 - u on the word grid.

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmotto.utils import numbers
+
 # float32 has a 24-bit significand: the top 24 bits of a word map to [0, 1)
 # exactly, and a uniform word gives a uniform float on the 2**-24 grid.
 FLOAT_BITS = 24
@@ -50,22 +52,32 @@ def is_power_of_two(n: int) -> bool:
   return n >= 1 and (n & (n - 1)) == 0
 
 
-def check_shape(name: str, n: int, s: int) -> None:
-  """Validates the static size arguments shared by all point sets."""
-  if not isinstance(n, (int, np.integer)) or n < 1:
-    raise ValueError(f"{name}: n must be a positive int, got {n!r}.")
-  if not isinstance(s, (int, np.integer)) or s < 1:
-    raise ValueError(f"{name}: s must be a positive int, got {s!r}.")
+def check_shape(name: str, n: int, s: int) -> tuple[int, int]:
+  """(n, s) as Python ints: the static size arguments shared by all point sets, checked."""
+  return (numbers.check_int(f"{name}: n", n, minimum=1), numbers.check_int(f"{name}: s", s, minimum=1))
 
 
 def point_indices(n: int, index: jax.Array | None) -> jax.Array:
-  """The indices of the points to generate: all n by default, else `index`."""
+  """uint32[m]: the indices of the points to generate, all n by default, else `index`.
+
+  A concrete `index` must hold integers in [0, n) (an index past n would wrap
+  into another point, or silently repeat one). A traced index (under the
+  caller's jit) is checked for its dtype only.
+  """
   if index is None:
     return jnp.arange(n, dtype=jnp.uint32)
-  index = jnp.asarray(index)
-  if not jnp.issubdtype(index.dtype, jnp.integer):
-    raise ValueError(f"index must hold integers, got dtype {index.dtype}.")
-  return index.astype(jnp.uint32)
+  dtype = jnp.result_type(index) if isinstance(index, jax.Array) else np.asarray(index).dtype
+  if dtype == bool or not jnp.issubdtype(dtype, jnp.integer):
+    raise ValueError(f"index must hold integers in [0, n={n}), got dtype {dtype}.")
+  if jnp.ndim(index) != 1:
+    raise ValueError(f"index must be a 1-D int[m] array of point indices, got shape {jnp.shape(index)}.")
+  if not isinstance(index, jax.core.Tracer):
+    values = np.asarray(index)
+    if values.size and (values.min() < 0 or values.max() >= n):
+      raise ValueError(
+          f"index must hold integers in [0, n={n}), got values in [{values.min()}, {values.max()}]."
+      )
+  return jnp.asarray(index).astype(jnp.uint32)
 
 
 def per_point_words(key: jax.Array, index: jax.Array, s: int) -> jax.Array:

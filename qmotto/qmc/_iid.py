@@ -9,7 +9,7 @@ from qmotto.qmc import _bits
 
 def iid_words(key: jax.Array, n: int, s: int, *, index: jax.Array | None = None) -> jax.Array:
   """uint32[m, s] independent uniform words; point i depends only on (key, i)."""
-  _bits.check_shape("iid", n, s)
+  n, s = _bits.check_shape("iid", n, s)
   return _bits.per_point_words(key, _bits.point_indices(n, index), s)
 
 

@@ -22,7 +22,10 @@ Two reasons:
     evenly spaced lattice: each token position on its own is perfectly
     stratified.
 The search is deterministic (no key), runs once per (n, s) at trace time and
-is cached.
+is cached. It scores at most `_SEARCH_BUDGET` lattice points in all (512
+candidates up to n = 2**14, fewer above: about a second at any n), and is
+refused above `MAX_KOROBOV_N` points for s > 1 (one dimension needs no
+search: any n that `check_num_points` allows).
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ from qmotto.qmc import _bits
 # multipliers it tries at most (spread over all units when there are more).
 _CRITERION_DIMS = 8
 _MAX_CANDIDATES = 512
+# Points scored in all by one search (candidates x n), and rows scored at a
+# time (small blocks stay in cache: the cost per point does not grow with n).
+_SEARCH_BUDGET = _MAX_CANDIDATES << 14
+_BLOCK_ROWS = 1 << 14
+# Largest n of a lattice in s > 1 dimensions (at least 8 candidates).
+MAX_KOROBOV_N = 1 << 20
 
 
 def p2_criterion(n: int, z: np.ndarray) -> float:
@@ -54,21 +63,36 @@ def p2_criterion(n: int, z: np.ndarray) -> float:
     space of smoothness 2 (Sloan & Joe 1994), the criterion `korobov_multiplier`
     minimises.
   """
-  x = (np.arange(n)[:, None] * z[None, :] % n) / n  # [n, d]
-  b2 = x * x - x + 1.0 / 6.0
   gamma = 1.0 / np.arange(1, len(z) + 1) ** 2
-  return float(np.mean(np.prod(1.0 + gamma * 2.0 * math.pi**2 * b2, axis=1)) - 1.0)
+  total = 0.0
+  for start in range(0, n, _BLOCK_ROWS):
+    rows = np.arange(start, min(n, start + _BLOCK_ROWS))
+    x = (rows[:, None] * z[None, :] % n) / n  # [rows, d]
+    b2 = x * x - x + 1.0 / 6.0
+    total += np.sum(np.prod(1.0 + gamma * 2.0 * math.pi**2 * b2, axis=1))
+  return float(total / n - 1.0)
 
 
 @functools.lru_cache(maxsize=None)
 def korobov_multiplier(n: int, s: int) -> int:
-  """The Korobov multiplier a used for an n-point lattice in s dimensions."""
+  """The Korobov multiplier a used for an n-point lattice in s dimensions.
+
+  Raises:
+    ValueError: s > 1 and n > MAX_KOROBOV_N.
+  """
   if s == 1 or n <= 2:
     return 1
+  if n > MAX_KOROBOV_N:
+    raise ValueError(
+        f"lattice: n={n} points in s={s} > 1 dimensions (token mode) is beyond the supported "
+        f"n <= 2**20 = {MAX_KOROBOV_N} (the generating-vector search); use a code-mode sampler "
+        "(one dimension, no search) or sobol for larger groups."
+    )
   d = min(s, _CRITERION_DIMS)
+  max_candidates = max(1, min(_MAX_CANDIDATES, _SEARCH_BUDGET // n))
   units = [a for a in range(1, n // 2 + 1) if math.gcd(a, n) == 1]
-  if len(units) > _MAX_CANDIDATES:
-    units = units[:: math.ceil(len(units) / _MAX_CANDIDATES)]
+  if len(units) > max_candidates:
+    units = units[:: math.ceil(len(units) / max_candidates)]
   best_a, best_value = 1, math.inf
   for a in units:
     z = np.array([pow(a, j, n) for j in range(d)], dtype=np.int64)
@@ -92,7 +116,7 @@ def lattice_words(
     key: jax.Array, n: int, s: int, *, index: jax.Array | None = None
 ) -> jax.Array:
   """uint32[m, s] words of the shifted lattice; see the module docstring."""
-  _bits.check_shape("lattice", n, s)
+  n, s = _bits.check_shape("lattice", n, s)
   _bits.check_num_points("lattice", n)
   index = _bits.point_indices(n, index)
   z = jnp.asarray(generating_vector(n, s), dtype=jnp.uint32)  # [s]

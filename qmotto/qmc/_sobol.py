@@ -140,7 +140,7 @@ def sobol_words(
     index: jax.Array | None = None,
 ) -> jax.Array:
   """uint32[m, s] words of the (scrambled) Sobol set; see the module docstring."""
-  _bits.check_shape("sobol", n, s)
+  n, s = _bits.check_shape("sobol", n, s)
   if not _bits.is_power_of_two(n) or n > (1 << BITS):
     raise ValueError(
         f"sobol: n must be a power of two (a Sobol set is the first 2**m points), got n={n}."

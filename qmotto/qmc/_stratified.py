@@ -24,7 +24,7 @@ def stratified_words(
   The permutations cost O(n) per dimension on every device (they are shared by
   all points); the positions inside the strata are per point.
   """
-  _bits.check_shape("stratified", n, s)
+  n, s = _bits.check_shape("stratified", n, s)
   _bits.check_num_points("stratified", n)
   index = _bits.point_indices(n, index)
   perm_key, jitter_key = jax.random.split(key)

@@ -58,6 +58,13 @@ initial one, so an interrupted run loses only the steps since its last
 checkpoint and, resumed, ends bit-identical to an uninterrupted one (log lines
 after the checkpoint are dropped and rewritten).
 
+One run per workdir. `train` and `run` check that they can write their
+directories before loading the model, and hold workdir's lock
+(`qmotto.utils.locks`) for the whole run: a second run on the same workdir
+is refused at once with a message that names the first (pid, host, command
+line, start time); a killed run's lock goes with its process. Under the lock,
+`.tmp-*` files left in workdir by a killed write are removed.
+
 Shapes are fixed (B prompts padded to prompt_len, N = max_new_tokens), so the
 train step compiles once and `generate` once per shape (the tests count the
 traces through `jax.monitoring`).
@@ -92,6 +99,7 @@ from qmotto.train import evaluation
 from qmotto.train import resume
 from qmotto.train import state as state_lib
 from qmotto.utils import files
+from qmotto.utils import locks
 from qmotto.utils import progress
 from qmotto.utils import run_log
 
@@ -140,15 +148,11 @@ def check_config(config) -> None:
     raise ValueError(f"config.sampler must be one of {tuple(samplers_lib.SAMPLERS)}, got {config.sampler!r}.")
   if config.advantage not in advantages_lib.ADVANTAGES:
     raise ValueError(f"config.advantage must be one of {advantages_lib.ADVANTAGES}, got {config.advantage!r}.")
-  if not config_checks.is_real(config.baseline):
-    raise ValueError(f"config.baseline must be a finite number (used by advantage 'fixed'), got {config.baseline!r}.")
-  if not config_checks.is_int(config.group_size) or config.group_size < 2:
-    raise ValueError(
-        f"config.group_size must be an int >= 2 (advantages compare each sample with the rest of its group), "
-        f"got {config.group_size!r}."
-    )
+  config_checks.require_float(config, "baseline")  # used by advantage 'fixed'.
+  # >= 2: the advantages compare each sample with the rest of its group.
+  group_size = config_checks.require_int(config, "group_size", 2)
   try:
-    samplers_lib.get_sampler(config.sampler).check_group_size(int(config.group_size))
+    samplers_lib.get_sampler(config.sampler).check_group_size(group_size)
   except ValueError as e:
     raise ValueError(f"config.group_size={config.group_size} cannot be served by config.sampler="
                      f"{config.sampler!r}: {e}") from e
@@ -159,17 +163,13 @@ def check_config(config) -> None:
         f"config.loss_aggregation must be one of {loss_lib.LOSS_AGGREGATIONS}, got {config.loss_aggregation!r}."
     )
   progress.check_progress_bar(config.progress_bar)
-  for name, low, strict in (
-      ("temperature", 0.0, True), ("adv_eps", 0.0, False), ("clip_eps", 0.0, True), ("kl_coef", 0.0, False),
-      ("learning_rate", 0.0, True), ("grad_clip", 0.0, True), ("weight_decay", 0.0, False),
-      ("end_lr_fraction", 0.0, False), ("target", 0.0, False),
+  for name, strict in (
+      ("temperature", True), ("adv_eps", False), ("clip_eps", True), ("kl_coef", False), ("learning_rate", True),
+      ("grad_clip", True), ("weight_decay", False), ("end_lr_fraction", False), ("target", False),
   ):
-    value = config[name]
-    if not config_checks.is_real(value) or value < low or (strict and value == low):
-      raise ValueError(f"config.{name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}.")
+    config_checks.require_float(config, name, 0.0, exclusive_minimum=strict)
   for name in ("b1", "b2"):
-    if not config_checks.is_real(config[name]) or not 0 <= config[name] < 1:
-      raise ValueError(f"config.{name} must be in [0, 1), got {config[name]!r}.")
+    config_checks.require_fraction(config, name)
   if config.warmup_steps >= config.num_steps:
     raise ValueError(f"config.warmup_steps must be in [0, num_steps={config.num_steps}), got {config.warmup_steps}.")
   if config.train_pool_size and config.train_pool_size < config.batch_size:
@@ -466,12 +466,27 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: rewards_l
     initial policy; "" and 0 for a random one), "workdir"}.
 
   Raises:
-    ValueError: a bad config value (named), a reward function that raises or
-      returns a non-finite value (naming the problem and the completion), or
-      a checkpoint in `workdir` from a different run.
+    ValueError: a bad config value (named), a workdir that cannot be written,
+      a reward function that raises or returns a non-finite value (naming the
+      problem and the completion), or a checkpoint in `workdir` from a
+      different run.
+    qmotto.utils.locks.DirectoryInUse (a ValueError): another run holds
+      `workdir`; the message names it (pid, host, command line, start time).
   """
   check_config(config)
-  workdir = os.path.abspath(workdir or config.workdir)
+  name = "config.workdir" if workdir is None else "workdir"
+  workdir = files.check_writable(workdir or config.workdir, name)  # before loading anything.
+  with locks.hold_run_directory(workdir, name=name, run=_run_description(config, "")):
+    return _train(config, workdir, task, reward_fn)
+
+
+def _run_description(config, command: str) -> str:
+  text = f"grpo {config.task or '(checkpoint task)'} sampler={config.sampler} seed={config.seed}"
+  return f"{text}: {command}" if command else text
+
+
+def _train(config, workdir: str, task, reward_fn: rewards_lib.RewardFn | None) -> dict:
+  """`train`'s work, in a checked, writable and locked `workdir`."""
   policy = initial_policy(config, task=task)
   task, tokenizer, mconfig = policy.task, policy.tokenizer, policy.model.config
   reward_fn = reward_fn or rewards_lib.task_reward_fn(task, config.reward)
@@ -558,9 +573,17 @@ def run(config, *, command: str = "", task=None, reward_fn: rewards_lib.RewardFn
   The result file holds the final metrics, the whole log, the config and the
   command; the summary is rebuilt from every result file in output_dir
   (`summary.build_summary`, `summary.write_summary`).
+
+  Both directories are checked for writing before the model is loaded;
+  config.workdir is locked for the whole run and config.output_dir, which
+  many runs share, while the files are written (`qmotto.utils.locks`).
   """
-  metrics = train(config, task=task, reward_fn=reward_fn)
-  records = read_log(metrics["workdir"])
+  check_config(config)
+  files.check_writable(config.output_dir, "config.output_dir")
+  workdir = files.check_writable(config.workdir, "config.workdir")
+  with locks.hold_run_directory(workdir, name="config.workdir", run=_run_description(config, command)):
+    metrics = _train(config, workdir, task, reward_fn)
+    records = read_log(workdir)
   result = {
       "kind": summary_lib.RESULT_KIND,
       "task": metrics["task"],
@@ -573,15 +596,16 @@ def run(config, *, command: str = "", task=None, reward_fn: rewards_lib.RewardFn
   }
   name = summary_lib.result_name(metrics["task"], config.sampler, config.seed)
   path = os.path.join(config.output_dir, name + ".json")
-  files.write_json(result, path)
-  paths = {"result": path}
-  paths.update(summary_lib.write_summary(summary_lib.build_summary(config.output_dir), config.output_dir))
-  if config.plot:
-    paths["plot"] = os.path.join(config.output_dir, name + ".png")
-    figures.save_figure(figures.figure_runs([result]), paths["plot"])
-    runs = [r for r in summary_lib.load_runs(config.output_dir) if r["task"] == metrics["task"]]
-    paths["summary_plot"] = os.path.join(config.output_dir, f"summary_{metrics['task']}.png")
-    figures.save_figure(figures.figure_runs(runs, title=f"GRPO {metrics['task']}: {len(runs)} runs"),
-                        paths["summary_plot"])
+  with locks.output_lock(config.output_dir, name="config.output_dir", run=_run_description(config, command)):
+    files.write_json(result, path)
+    paths = {"result": path}
+    paths.update(summary_lib.write_summary(summary_lib.build_summary(config.output_dir), config.output_dir))
+    if config.plot:
+      paths["plot"] = os.path.join(config.output_dir, name + ".png")
+      figures.save_figure(figures.figure_runs([result]), paths["plot"])
+      runs = [r for r in summary_lib.load_runs(config.output_dir) if r["task"] == metrics["task"]]
+      paths["summary_plot"] = os.path.join(config.output_dir, f"summary_{metrics['task']}.png")
+      figures.save_figure(figures.figure_runs(runs, title=f"GRPO {metrics['task']}: {len(runs)} runs"),
+                          paths["summary_plot"])
   result["paths"] = paths
   return result

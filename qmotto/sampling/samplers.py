@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from qmotto import qmc
+from qmotto.utils import numbers
 
 MODES = ("code", "token")
 
@@ -96,10 +97,13 @@ class Sampler:
       return "paired"
     return "whole"
 
-  def check_group_size(self, n: int) -> None:
-    """Raises unless the point set can make a group of n samples."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-      raise ValueError(f"num_samples must be an int >= 1, got {n!r}.")
+  def check_group_size(self, n: int) -> int:
+    """n as a Python int; raises unless the point set can make a group of n samples.
+
+    Args:
+      n: the group size: a Python, NumPy or JAX integer scalar >= 1.
+    """
+    n = numbers.check_int("num_samples", n, minimum=1)
     if self.points == "sobol" and n & (n - 1):
       raise ValueError(
           f"num_samples={n}: sampler {self.name!r} needs a power of two "
@@ -107,9 +111,10 @@ class Sampler:
       )
     if self.points in ("stratified", "lattice"):
       qmc.check_num_points(self.name, n)
+    return n
 
-  def check_length(self, length, name: str = "length") -> None:
-    """Raises unless the sampler can draw sequences of `length` tokens.
+  def check_length(self, length, name: str = "length") -> int:
+    """`length` as a Python int; raises unless the sampler can draw sequences that long.
 
     Token-mode Sobol without padding has one Sobol dimension per token, so
     at most `qmc.SOBOL_MAX_DIM` tokens; every other sampler any length.
@@ -118,13 +123,13 @@ class Sampler:
       length: the number of tokens, an int >= 1.
       name: the argument to name in the message.
     """
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-      raise ValueError(f"{name} must be an int >= 1, got {length!r}.")
+    length = numbers.check_int(name, length, minimum=1)
     if self.mode == "token" and self.points == "sobol" and self.pad == "none" and length > qmc.SOBOL_MAX_DIM:
       raise ValueError(
           f"{name}={length} exceeds the {qmc.SOBOL_MAX_DIM} Sobol dimensions of token mode; "
           "use Sampler('sobol', 'token', pad='iid') or a code-mode sampler."
       )
+    return length
 
   def words(self, key: jax.Array, n: int, s: int, index: jax.Array) -> jax.Array:
     """uint32[len(index), s] words of points `index` of this sampler's n-point set."""

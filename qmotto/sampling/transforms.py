@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmotto.utils import numbers
+
 
 @dataclasses.dataclass(frozen=True)
 class LogitTransform:
@@ -38,17 +40,19 @@ class LogitTransform:
   min_p: float | None = None
 
   def __post_init__(self):
-    t = self.temperature
-    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)) or not np.isfinite(t) or t < 0:
-      raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}.")
-    if self.top_k is not None and (
-        isinstance(self.top_k, bool) or not isinstance(self.top_k, (int, np.integer)) or self.top_k < 1
-    ):
-      raise ValueError(f"top_k must be None or an int >= 1, got {self.top_k!r}.")
-    if self.top_p is not None and not (0.0 < self.top_p <= 1.0):
-      raise ValueError(f"top_p must be None or in (0, 1], got {self.top_p!r}.")
-    if self.min_p is not None and not (0.0 <= self.min_p <= 1.0):
-      raise ValueError(f"min_p must be None or in [0, 1], got {self.min_p!r}.")
+    # Python, NumPy and JAX scalars alike become plain Python numbers, so the
+    # transform stays hashable (a static jit argument) whatever was passed.
+    fields = dict(temperature=numbers.check_float("temperature", self.temperature, minimum=0.0))
+    if self.top_k is not None:
+      fields["top_k"] = numbers.check_int("top_k", self.top_k, minimum=1)
+    if self.top_p is not None:
+      fields["top_p"] = numbers.check_float(
+          "top_p", self.top_p, minimum=0.0, maximum=1.0, exclusive_minimum=True
+      )
+    if self.min_p is not None:
+      fields["min_p"] = numbers.check_float("min_p", self.min_p, minimum=0.0, maximum=1.0)
+    for name, value in fields.items():
+      object.__setattr__(self, name, value)
 
   @property
   def greedy(self) -> bool:
@@ -65,15 +69,28 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
   Returns:
     float32[B, V], >= 0, largest entry 1 in every row with a finite logit.
   """
-  x = logits.astype(jnp.float32) / jnp.float32(transform.temperature)
+  x = logits.astype(jnp.float32)
   vocab = x.shape[-1]
   if transform.top_k is not None and transform.top_k < vocab:
     # min of the k values, not their last column: XLA:CPU turns that slice
-    # into a full sort of the row.
+    # into a full sort of the row. (Temperature does not change the order.)
     kth = jnp.min(jax.lax.top_k(x, transform.top_k)[0], axis=-1, keepdims=True)  # [B, 1]
     x = jnp.where(x < kth, -jnp.inf, x)
   top = jnp.max(x, axis=-1, keepdims=True)  # [B, 1]
-  w = jnp.exp(x - jnp.where(jnp.isfinite(top), top, 0.0))  # [B, V]
+  shifted = x - jnp.where(jnp.isfinite(top), top, 0.0)  # [B, V], <= 0 in a valid row.
+  temperature = np.float32(transform.temperature)
+  if temperature == 1:
+    w = jnp.exp(shifted)  # [B, V]
+  elif temperature >= np.finfo(np.float32).tiny:
+    # Shift by the max, then divide: logits / T would overflow to +-inf for a
+    # tiny T (1e-40) and pick an arbitrary token; (x - max) / T only goes to
+    # -inf, so the weights tend to the limit distribution (the argmax, ties
+    # shared), exactly as they should.
+    w = jnp.exp(shifted / temperature)  # [B, V]
+  else:
+    # A T > 0 below float32's smallest normal number (accelerators flush it
+    # to zero, and 0 / 0 is NaN): the limit, uniform over the row's maxima.
+    w = (shifted == 0).astype(jnp.float32)  # [B, V]
   if transform.top_p is not None and transform.top_p < 1.0:
     w_sorted = -jnp.sort(-w, axis=-1)  # [B, V] descending.
     mass_before = (jnp.cumsum(w_sorted, axis=-1) - w_sorted) / jnp.sum(w, -1, keepdims=True)

@@ -1,28 +1,29 @@
 """Checks of config values shared by the trainers' `check_config`s.
 
-Each raises (or lets the caller raise) a ValueError that names the config
-field and what it allows.
+Each returns the value as a Python number or raises a ValueError that names
+the config field (`config.<name>`) and what it allows. Numbers may be Python,
+NumPy or JAX scalars alike (`qmotto.utils.numbers`); strings, bools and
+arrays are refused.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
+from qmotto.utils import numbers
 
 
-def is_int(x) -> bool:
-  """A Python or NumPy int (bools are not)."""
-  return not isinstance(x, bool) and isinstance(x, (int, np.integer))
+def require_int(config, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+  """config[name] as an int in [minimum, maximum], or ValueError naming config.<name>."""
+  return numbers.check_int(f"config.{name}", config[name], minimum=minimum, maximum=maximum)
 
 
-def is_real(x) -> bool:
-  """A finite Python or NumPy number (bools are not)."""
-  return not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x)
+def require_float(config, name: str, minimum: float | None = None, *, exclusive_minimum: bool = False) -> float:
+  """config[name] as a finite float >= minimum (> minimum if exclusive_minimum), or ValueError naming it."""
+  return numbers.check_float(f"config.{name}", config[name], minimum=minimum, exclusive_minimum=exclusive_minimum)
 
 
-def require_int(config, name: str, minimum: int) -> None:
-  """Raises ValueError unless config[name] is an int >= minimum."""
-  value = config[name]
-  if not is_int(value) or value < minimum:
-    raise ValueError(f"config.{name} must be an int >= {minimum}, got {value!r}.")
+def require_fraction(config, name: str) -> float:
+  """config[name] as a float in [0, 1) (an Adam decay rate), or ValueError naming config.<name>."""
+  value = numbers.check_float(f"config.{name}", config[name], minimum=0.0, maximum=1.0)
+  if value >= 1:
+    raise ValueError(f"config.{name} must be in [0, 1), got {value}.")
+  return value

@@ -33,6 +33,11 @@ interrupted after a checkpoint and resumed ends with bit-identical parameters
 checkpoint are dropped. On a finished workdir `train` only evaluates the final
 checkpoint again (the same numbers; the log is left alone).
 
+One run per workdir: `train` checks that it can write workdir before
+loading anything and holds its lock (`qmotto.utils.locks`) for the whole run;
+a second run on it is refused at once, naming the first. Under the lock,
+`.tmp-*` files left in workdir by a killed write are removed.
+
 Shapes are fixed (batches padded to config.seq_len, evaluation prompts to
 config.prompt_len, evaluation chunks to config.eval_batch_size problems), so
 the train step compiles once and each evaluation sampler once (the tests
@@ -60,6 +65,7 @@ from qmotto.train import evaluation
 from qmotto.train import resume
 from qmotto.train import state as state_lib
 from qmotto.utils import files
+from qmotto.utils import locks
 from qmotto.utils import progress
 from qmotto.utils import run_log
 
@@ -111,14 +117,11 @@ def check_config(config, *, need_task_name: bool = True) -> None:
         f"got {config.train_pool_size}."
     )
   for name in ("learning_rate", "grad_clip"):
-    if not config_checks.is_real(config[name]) or config[name] <= 0:
-      raise ValueError(f"config.{name} must be a finite number > 0, got {config[name]!r}.")
+    config_checks.require_float(config, name, 0.0, exclusive_minimum=True)
   for name in ("weight_decay", "end_lr_fraction"):
-    if not config_checks.is_real(config[name]) or config[name] < 0:
-      raise ValueError(f"config.{name} must be a finite number >= 0, got {config[name]!r}.")
+    config_checks.require_float(config, name, 0.0)
   for name in ("b1", "b2"):
-    if not config_checks.is_real(config[name]) or not 0 <= config[name] < 1:
-      raise ValueError(f"config.{name} must be in [0, 1), got {config[name]!r}.")
+    config_checks.require_fraction(config, name)
   progress.check_progress_bar(config.progress_bar)
   if not isinstance(config.workdir, str) or not config.workdir:
     raise ValueError(f"config.workdir must be a non-empty path, got {config.workdir!r}.")
@@ -290,11 +293,21 @@ def train(config, workdir: str | None = None, *, task=None) -> dict:
     "num_params", "workdir"}.
 
   Raises:
-    ValueError: a bad config value (named), an example longer than
-      config.seq_len, or a checkpoint in `workdir` from a different run.
+    ValueError: a bad config value (named), a workdir that cannot be
+      written, an example longer than config.seq_len, or a checkpoint in
+      `workdir` from a different run.
+    qmotto.utils.locks.DirectoryInUse (a ValueError): another run holds
+      `workdir`; the message names it.
   """
   check_config(config, need_task_name=task is None)
-  workdir = os.path.abspath(workdir or config.workdir)
+  name = "config.workdir" if workdir is None else "workdir"
+  workdir = files.check_writable(workdir or config.workdir, name)  # before loading anything.
+  with locks.hold_run_directory(workdir, name=name, run=f"sft {config.task}"):
+    return _train(config, workdir, task)
+
+
+def _train(config, workdir: str, task) -> dict:
+  """`train`'s work, in a checked, writable and locked `workdir`."""
   task = _config_task(config) if task is None else task
   tokenizer = data.task_tokenizer(task)
   mconfig = data.task_model_config(
@@ -371,10 +384,21 @@ def _folder_bytes(path: str) -> int:
 def run(config, *, command: str = "") -> dict:
   """`train`, then writes config.output: the metrics, difficulty, config and command.
 
-  The training log is copied beside it (config.output with .jsonl).
+  The training log is copied beside it (config.output with .jsonl). The
+  folder of config.output is checked for writing before anything is loaded,
+  and config.workdir is locked for the whole run.
   """
-  metrics = train(config)
-  workdir = metrics.pop("workdir")  # an absolute path: not for the results file.
+  check_config(config)
+  if not isinstance(config.output, str) or not config.output:
+    raise ValueError(f"config.output must be a non-empty path, got {config.output!r}.")
+  files.check_writable(os.path.dirname(os.path.abspath(config.output)), "the folder of config.output")
+  workdir = files.check_writable(config.workdir, "config.workdir")
+  run_description = f"sft {config.task}" + (f": {command}" if command else "")
+  with locks.hold_run_directory(workdir, name="config.workdir", run=run_description):
+    metrics = _train(config, workdir, None)
+    with open(os.path.join(workdir, LOG_NAME)) as src:
+      log_text = src.read()
+  metrics.pop("workdir")  # an absolute path: not for the results file.
   result = {
       "task": config.task,
       "difficulty": config.task_options.to_dict(),
@@ -385,8 +409,6 @@ def run(config, *, command: str = "") -> dict:
       "config": config.to_dict(),
   }
   files.write_json(result, config.output)
-  with open(os.path.join(workdir, LOG_NAME)) as src:
-    log_text = src.read()
   with open(os.path.splitext(config.output)[0] + ".jsonl", "w") as dst:
     dst.write(log_text)
   return result

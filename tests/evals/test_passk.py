@@ -50,7 +50,8 @@ def test_smoke_run_rows_files_and_summary(reference):
   summary = json.load(open(paths["summary"]))
   assert len(summary) == len(rows) and {"saved_low", "saved_high", "union_bound"} <= set(summary[0])
   assert "lattice" in report.format_table(rows, list(config.ks_shown))
-  assert not [f for f in os.listdir(config.output_dir) if f.startswith(".tmp")]
+  assert not [f for f in os.listdir(config.output_dir) if f.startswith((".tmp", ".qmotto"))]  # no lock left.
+  assert not [f for f in os.listdir(config.workdir) if f.startswith(".qmotto")]
 
 
 def test_entry_points_stay_on_passk():

@@ -36,7 +36,12 @@ def test_smoke_run_writes_complete_rows(tmp_path):
                      length=config.length, difficulty=tuple(config.difficulty)).answer_probs()
   for r in rows:
     assert r["union_bound"] == pytest.approx(np.minimum(1, r["k"] * p).mean())
+    # Exact p_i: no estimation bias to correct; the interval is the bootstrap over problems.
+    assert r["union_bound_p_from"] == "exact" and r["union_bound_samples"] is None
+    assert r["union_bound_corrected"] == r["union_bound"]
+    assert r["union_bound_low"] <= r["union_bound"] <= r["union_bound_high"]
   table = report.format_table(rows)
+  assert "exact p_i" in table
   assert "lattice" in table and "stratified" in table
 
 

@@ -78,3 +78,13 @@ def test_accepts_integral_floats():
 def test_bad_input(n, c, k, match):
   with pytest.raises(ValueError, match=match):
     metrics.chen_pass_at_k(n, c, k)
+
+
+def test_counts_of_any_scalar_kind_are_accepted():
+  import jax.numpy as jnp  # only the test uses JAX: metrics itself does not import it.
+
+  expected = metrics.chen_pass_at_k(10, 3, 2)
+  for k in [np.int64(2), np.int32(2), jnp.int32(2)]:
+    np.testing.assert_allclose(metrics.chen_pass_at_k(10, 3, k), expected)
+  with pytest.raises(ValueError, match="k must be an int"):
+    metrics.chen_pass_at_k(10, 3, "2")

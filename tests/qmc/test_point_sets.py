@@ -196,8 +196,8 @@ def test_korobov_vector_is_the_best_multiplier_and_beats_typical_vectors():
         (lambda: qmc.sobol(jax.random.key(0), 12, 2), "power of two"),
         (lambda: qmc.sobol(jax.random.key(0), 8, 2, scramble="xor"), "scramble"),
         (lambda: qmc.sobol(jax.random.key(0), 8, 2, pad="zeros"), "pad"),
-        (lambda: qmc.lattice(jax.random.key(0), 0, 2), "n must be a positive int"),
-        (lambda: qmc.iid(jax.random.key(0), 4, 0), "s must be a positive int"),
+        (lambda: qmc.lattice(jax.random.key(0), 0, 2), "n must be an int >= 1"),
+        (lambda: qmc.iid(jax.random.key(0), 4, 0), "s must be an int >= 1"),
         (lambda: qmc.stratified(jax.random.key(0), 100_001, 1), "power of two"),
         (lambda: qmc.get_words_fn("halton"), "allowed"),
     ],
@@ -205,3 +205,36 @@ def test_korobov_vector_is_the_best_multiplier_and_beats_typical_vectors():
 def test_bad_input(call, match):
   with pytest.raises(ValueError, match=match):
     call()
+
+
+@pytest.mark.parametrize("name", sorted(qmc.POINT_SETS))
+@pytest.mark.parametrize("index", [[0, 8], [-1], [3, 100]])
+def test_index_outside_the_set_is_refused(name, index):
+  fn = qmc.get_words_fn(name)
+  with pytest.raises(ValueError, match=r"index must hold integers in \[0, n=8\)"):
+    fn(jax.random.key(0), 8, 2, index=np.array(index))
+
+
+@pytest.mark.parametrize("name", sorted(qmc.POINT_SETS))
+def test_index_must_hold_integers(name):
+  with pytest.raises(ValueError, match="index must hold integers"):
+    qmc.get_words_fn(name)(jax.random.key(0), 8, 2, index=np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("name", sorted(qmc.POINT_SETS))
+def test_numpy_and_jax_sizes_are_accepted(name):
+  fn = qmc.get_words_fn(name)
+  expected = fn(jax.random.key(0), 8, 2)
+  np.testing.assert_array_equal(fn(jax.random.key(0), np.int64(8), jnp.int32(2)), expected)
+  with pytest.raises(ValueError, match="n must be an int >= 1, got the string"):
+    fn(jax.random.key(0), "8", 2)
+
+
+def test_large_lattice_search_is_bounded_or_refused():
+  # Was 69 s at n = 2**20 (512 candidates scored on every point); now about
+  # 1 s (a bounded number of scored points), and refused above 2**20.
+  multiplier = qmc.korobov_multiplier(2**20, 8)
+  assert multiplier % 2 == 1  # a unit mod 2**20
+  with pytest.raises(ValueError, match=r"n=2097152 points in s=3 > 1 dimensions .* n <= 2\*\*20"):
+    qmc.lattice(jax.random.key(0), 2**21, 3)
+  assert qmc.lattice(jax.random.key(0), 2**21, 1, index=np.arange(4)).shape == (4, 1)

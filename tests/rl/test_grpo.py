@@ -8,6 +8,7 @@ import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -18,6 +19,8 @@ from qmotto.models.loading import restore_checkpoint
 from qmotto.rl import grpo
 from qmotto.rl import summary as summary_lib
 from qmotto.train import data
+from qmotto.utils import locks
+from tests.utils import lock_holder
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -66,7 +69,13 @@ def _whole_and_crashed_runs(config, whole: str, crashed: str):
   with pytest.raises(ValueError, match=r"raised _Crash: reward server down on problem 1000012 \(row 0 of the batch\), sample 0, completion"):
     grpo.train(config, crashed, task=TASK, reward_fn=failing)
   assert checkpoint_steps(crashed) == [2]
-  return metrics, grpo.train(config, crashed, task=TASK, reward_fn=char_reward)
+  stale = os.path.join(crashed, ".tmp-x1y2.json")  # as a write killed mid-way leaves it.
+  with open(stale, "w") as f:
+    f.write("{half")
+  resumed = grpo.train(config, crashed, task=TASK, reward_fn=char_reward)
+  assert not os.path.exists(stale)  # removed at the start, under the workdir's lock.
+  assert not [name for name in os.listdir(crashed) if name.startswith((".tmp", ".qmotto"))]
+  return metrics, resumed
 
 
 def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
@@ -112,10 +121,10 @@ def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
         ("group_size", 1, "config.group_size must be an int >= 2"),
         ("sampler", "gumbel", "config.sampler must be one of"),
         ("advantage", "median", "config.advantage must be one of"),
-        ("baseline", float("nan"), "config.baseline must be a finite number"),
+        ("baseline", float("nan"), "config.baseline must be a finite float"),
         ("reward", "exact", "config.reward must be one of"),
         ("loss_aggregation", "sum", "config.loss_aggregation must be one of"),
-        ("temperature", 0.0, "config.temperature must be a finite number > 0"),
+        ("temperature", 0.0, "config.temperature must be a finite float > 0"),
         ("clip_eps", -0.1, "config.clip_eps"),
         ("num_steps", 0, "config.num_steps must be an int >= 1"),
         ("train_pool_size", 2, "config.train_pool_size"),
@@ -125,6 +134,54 @@ def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
 def test_bad_config_values_name_the_field(tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
     grpo.train(_config(**{field: value}), str(tmp_path), task=TASK, reward_fn=char_reward)
+
+
+def test_numbers_may_be_python_numpy_or_jax_scalars():
+  config = _config()
+  with config.ignore_type():  # a ConfigDict keeps each field's type; here it changes on purpose.
+    config.seed, config.group_size, config.num_steps = np.int64(1), jnp.int32(4), np.uint16(6)
+    config.temperature, config.learning_rate, config.b2 = jnp.float32(0.9), np.float32(1e-3), np.float64(0.99)
+    config.baseline = jnp.array(0.5)
+  grpo.check_config(config)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("num_steps", "6", "config.num_steps must be an int >= 1, got the string '6'"),
+        ("group_size", 4.0, "config.group_size must be an int >= 2"),
+        ("temperature", "1", "config.temperature must be a finite float > 0.0, got the string '1'"),
+        ("b1", 1.0, r"config.b1 must be in \[0, 1\)"),
+        ("baseline", np.arange(2.0), r"config.baseline must be a finite float .a scalar."),
+    ],
+)
+def test_numbers_of_other_types_get_a_value_error_naming_the_field(field, value, match):
+  config = _config()
+  with config.ignore_type():
+    config[field] = value
+  with pytest.raises(ValueError, match=match):
+    grpo.check_config(config)
+
+
+def test_a_second_run_on_the_workdir_is_refused_at_once_naming_the_first(tmp_path):
+  config = _config(workdir=str(tmp_path / "work"), output_dir=str(tmp_path / "results"))
+  with lock_holder.held_by_another_process(config.workdir, run="grpo countdown sampler=lattice seed=0") as holder:
+    refused = rf"workdir=.* in use by another run: pid {holder.pid} .*grpo countdown"
+    with pytest.raises(locks.DirectoryInUse, match=refused):
+      grpo.train(config, config.workdir, task=TASK, reward_fn=char_reward)
+    with pytest.raises(locks.DirectoryInUse, match=rf"config.workdir=.* in use by another run: pid {holder.pid} "):
+      grpo.run(config, task=TASK, reward_fn=char_reward)
+  assert os.listdir(config.workdir) == [locks.LOCK_NAME]  # nothing trained, no log: the holder was killed.
+
+
+def test_unwritable_directories_fail_before_training(tmp_path):
+  (tmp_path / "file").write_text("in the way")
+  config = _config(workdir=str(tmp_path / "work"), output_dir=str(tmp_path / "file" / "results"))
+  with pytest.raises(ValueError, match=r"config.output_dir='.*file/results' is not a writable directory"):
+    grpo.run(config, task=TASK, reward_fn=char_reward)
+  assert not os.path.exists(config.workdir)
+  with pytest.raises(ValueError, match=r"^workdir='.*file/work' is not a writable directory"):
+    grpo.train(config, str(tmp_path / "file" / "work"), task=TASK, reward_fn=char_reward)
 
 
 def test_group_size_the_sampler_cannot_serve(tmp_path):

@@ -10,6 +10,7 @@ import shutil
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -22,6 +23,8 @@ from qmotto.models.loading import load_model
 from qmotto.models.loading import restore_checkpoint
 from qmotto.train import data
 from qmotto.train import sft
+from qmotto.utils import locks
+from tests.utils import lock_holder
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -151,6 +154,7 @@ def _interrupted_and_whole_runs(config, tmp_path, monkeypatch):
     sft.train(config, resumed, task=TASK)
   assert checkpoint_steps(resumed) == [4]
   monkeypatch.setattr(data.BatchStream, "batch", original)
+  (tmp_path / "resumed" / ".tmp-a1b2.json").write_text("{half")  # as a write killed mid-way leaves it.
   return whole, resumed
 
 
@@ -159,6 +163,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch):
   with tracing.count_traces() as traces:
     whole, resumed = _interrupted_and_whole_runs(config, tmp_path, monkeypatch)
     metrics = sft.train(config, resumed, task=TASK)
+    assert not [name for name in os.listdir(resumed) if name.startswith((".tmp", ".qmotto"))]
 
     a, b = _params(whole), _params(resumed)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
@@ -209,6 +214,53 @@ def test_examples_longer_than_seq_len_are_rejected(tmp_path):
 def test_bad_config_values_name_the_field(tmp_path, field, value, match):
   with pytest.raises(ValueError, match=match):
     sft.train(_config(**{field: value}), str(tmp_path), task=TASK)
+
+
+def test_numbers_may_be_python_numpy_or_jax_scalars():
+  config = _config()
+  with config.ignore_type():  # a ConfigDict keeps each field's type; here it changes on purpose.
+    config.seed, config.batch_size, config.num_steps = np.int64(1), jnp.int32(4), np.uint16(6)
+    config.learning_rate, config.b1, config.weight_decay = jnp.float32(1e-3), np.float32(0.9), jnp.array(0.0)
+  sft.check_config(config, need_task_name=False)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("num_steps", "6", "config.num_steps must be an int >= 1, got the string '6'"),
+        ("seq_len", 12.0, "config.seq_len must be an int >= 2"),
+        ("learning_rate", "1e-3", "config.learning_rate must be a finite float > 0.0, got the string"),
+        ("grad_clip", float("inf"), "config.grad_clip must be a finite float"),
+        ("b1", None, r"config.b1 must be a finite float in \[0.0, 1.0\], got None"),
+    ],
+)
+def test_numbers_of_other_types_get_a_value_error_naming_the_field(field, value, match):
+  config = _config()
+  with config.ignore_type():
+    config[field] = value
+  with pytest.raises(ValueError, match=match):
+    sft.check_config(config, need_task_name=False)
+
+
+def test_a_second_run_on_the_workdir_is_refused_at_once_naming_the_first(tmp_path):
+  workdir = str(tmp_path / "work")
+  with lock_holder.held_by_another_process(workdir, run="sft reverse") as holder:
+    refused = rf"workdir=.* in use by another run: pid {holder.pid} .*sft reverse"
+    with pytest.raises(locks.DirectoryInUse, match=refused):
+      sft.train(_config(), workdir, task=TASK)
+  assert os.listdir(workdir) == [locks.LOCK_NAME]  # nothing trained.
+
+
+def test_unwritable_paths_fail_before_training(tmp_path):
+  (tmp_path / "file").write_text("in the way")
+  with pytest.raises(ValueError, match=r"^workdir='.*file/work' is not a writable directory"):
+    sft.train(_config(), str(tmp_path / "file" / "work"), task=TASK)
+  pytest.importorskip("qmotto.tasks")
+  config = train_task_config.get_config("task=countdown,smoke=1")
+  config.workdir, config.output = str(tmp_path / "ckpt"), str(tmp_path / "file" / "countdown.json")
+  with pytest.raises(ValueError, match=r"the folder of config.output='.*file' is not a writable directory"):
+    sft.run(config)
+  assert not os.path.exists(config.workdir)
 
 
 def test_config_variants_and_bad_arguments():
