@@ -28,7 +28,8 @@ MAX_PARAMETERS = 10
 ENTRY_POINT_NAMES = {"run", "train", "train_step", "check_config", "build_summary"}
 # Lower layers first: a package may import only packages of its own layer or below.
 PACKAGE_LAYERS = (
-    ("utils", "metrics", "qmc"),
+    ("utils",),
+    ("metrics", "qmc"),
     ("sampling", "models", "tasks"),
     ("decode",),
     ("evals", "train"),

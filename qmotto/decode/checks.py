@@ -37,9 +37,10 @@ def check_group_ids(group_ids, num_groups: int):
   """uint32[G] group ids: arange(G) for None, else `group_ids` checked to hold one id per group.
 
   A group's randomness is fold_in(key, its uint32 id), so ids must be
-  integers in [0, 2**32), one per group and distinct: a float id would be
-  truncated and an id >= 2**32 would wrap, and either way two groups could
-  silently share their randomness. Concrete ids come back as a host (NumPy)
+  integers in [0, 2**32), one per group: a float id would be truncated and an
+  id >= 2**32 would wrap, and either way two groups could silently share
+  their randomness. Equal ids given on purpose give equal samples (a caller
+  pads a batch to a fixed shape by repeating its last group). Concrete ids come back as a host (NumPy)
   array, so a sharded caller uploads each device's slice only; traced ids
   (under the caller's jit) stay traced, checked for dtype and shape only.
   """
@@ -57,9 +58,5 @@ def check_group_ids(group_ids, num_groups: int):
   if ids.size and (ids.min() < 0 or ids.max() > MAX_GROUP_ID):
     raise ValueError(
         f"group_ids must hold integers in [0, 2**32), got values in [{ids.min()}, {ids.max()}]."
-    )
-  if len(np.unique(ids)) != ids.size:
-    raise ValueError(
-        "group_ids must be distinct: two groups with the same id would draw the same samples."
     )
   return ids.astype(np.uint32)

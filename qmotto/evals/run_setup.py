@@ -59,13 +59,7 @@ def load_model_and_metadata(path_or_name: str):
   if not text:
     raise ValueError("config.model is empty; give a checkpoint directory, a .gguf or a model name.")
   try:
-    if os.path.isdir(text) and not os.path.isfile(os.path.join(text, "config.json")):
-      if loading.checkpoint_steps(text):
-        restored = loading.restore_checkpoint(text)
-        tokenizer = loading.tokenizer_from_metadata(restored.metadata, text)
-        return restored.model, tokenizer, dict(restored.metadata or {})
-    model, tokenizer = loading.load_model(text)
-    return model, tokenizer, None
+    return loading.load_model_with_metadata(text)
   except ValueError as e:
     raise ValueError(f"config.model={text!r}: {e}") from e
   except Exception as e:  # pylint: disable=broad-except

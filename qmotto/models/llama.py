@@ -51,16 +51,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmotto.utils import numbers
+
 DTYPES = ("float32", "bfloat16", "float16")
 _MASK_VALUE = -1e30  # Finite, so a masked score's exp is exactly 0 and never NaN.
 
 
-def _is_int(x) -> bool:
-  return not isinstance(x, bool) and isinstance(x, (int, np.integer))
-
-
-def _is_real(x) -> bool:
-  return not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating))
+# Ceilings far above any real model (Llama 3.1 405B: 126 layers, hidden 16384,
+# MLP 53248, 128 heads, vocab 128256; Gemma 3: vocab 262144), so that a config
+# with absurd sizes (a typo, a hostile file) is refused before anything is
+# allocated, not after minutes of trying.
+SIZE_LIMITS = {
+    "vocab_size": 1 << 24,
+    "hidden_size": 1 << 17,
+    "intermediate_size": 1 << 20,
+    "num_layers": 1 << 12,
+    "num_heads": 1 << 12,
+    "num_kv_heads": 1 << 12,
+    "head_dim": 1 << 12,
+    "max_seq_len": 1 << 24,
+}
+MAX_PARAMS = 10**13  # 25x the largest open dense model.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,13 +116,16 @@ class LlamaConfig:
   dtype: str = "float32"
 
   def __post_init__(self):
+    # Python, NumPy and JAX scalars alike become Python numbers: the config is
+    # hashable (a static jit argument) whatever a loader read.
     for name in (
         "vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads",
         "num_kv_heads", "max_seq_len",
     ):
-      value = getattr(self, name)
-      if not _is_int(value) or value < 1:
-        raise ValueError(f"LlamaConfig.{name} must be an int >= 1, got {value!r}.")
+      object.__setattr__(
+          self, name,
+          numbers.check_int(f"LlamaConfig.{name}", getattr(self, name), minimum=1, maximum=SIZE_LIMITS[name]),
+      )
     if self.num_heads % self.num_kv_heads:
       raise ValueError(
           f"LlamaConfig: num_heads={self.num_heads} must be a multiple of "
@@ -124,22 +138,42 @@ class LlamaConfig:
             f"num_heads={self.num_heads}; pass head_dim explicitly."
         )
       object.__setattr__(self, "head_dim", self.hidden_size // self.num_heads)
-    if not _is_int(self.head_dim) or self.head_dim < 2 or self.head_dim % 2:
+    head_dim = numbers.check_int("LlamaConfig.head_dim", self.head_dim, minimum=2, maximum=SIZE_LIMITS["head_dim"])
+    if head_dim % 2:
       raise ValueError(
           f"LlamaConfig.head_dim must be an even int >= 2 (rotary pairs), got {self.head_dim!r}."
       )
-    if not _is_real(self.rope_theta) or not np.isfinite(self.rope_theta) or self.rope_theta <= 0:
-      raise ValueError(f"LlamaConfig.rope_theta must be a finite number > 0, got {self.rope_theta!r}.")
+    object.__setattr__(self, "head_dim", head_dim)
+    object.__setattr__(
+        self, "rope_theta", numbers.check_float("LlamaConfig.rope_theta", self.rope_theta, minimum=0.0,
+                                                exclusive_minimum=True)
+    )
     object.__setattr__(self, "rope_scaling", _normalize_rope_scaling(self.rope_scaling))
-    if not _is_real(self.rms_norm_eps) or not np.isfinite(self.rms_norm_eps) or self.rms_norm_eps <= 0:
-      raise ValueError(
-          f"LlamaConfig.rms_norm_eps must be a finite number > 0, got {self.rms_norm_eps!r}."
-      )
+    object.__setattr__(
+        self, "rms_norm_eps", numbers.check_float("LlamaConfig.rms_norm_eps", self.rms_norm_eps, minimum=0.0,
+                                                  exclusive_minimum=True)
+    )
     for name in ("tie_embeddings", "qkv_bias"):
       if not isinstance(getattr(self, name), (bool, np.bool_)):
         raise ValueError(f"LlamaConfig.{name} must be a bool, got {getattr(self, name)!r}.")
     if self.dtype not in DTYPES:
       raise ValueError(f"LlamaConfig.dtype must be one of {DTYPES}, got {self.dtype!r}.")
+    if self.num_params > MAX_PARAMS:
+      raise ValueError(
+          f"LlamaConfig: {self.num_params:.3g} parameters (vocab_size={self.vocab_size}, "
+          f"hidden_size={self.hidden_size}, intermediate_size={self.intermediate_size}, "
+          f"num_layers={self.num_layers}) is beyond the supported {MAX_PARAMS:.0e}; check the config."
+      )
+
+  @property
+  def num_params(self) -> int:
+    """The parameter count this config describes (computed, nothing allocated)."""
+    d, f, v = self.hidden_size, self.intermediate_size, self.vocab_size
+    q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+    attention = d * q + 2 * d * kv + q * d + (q + 2 * kv if self.qkv_bias else 0)
+    layer = attention + 3 * d * f + 2 * d
+    head = 0 if self.tie_embeddings else v * d
+    return v * d + self.num_layers * layer + d + head
 
   @property
   def compute_dtype(self) -> jnp.dtype:
@@ -173,10 +207,8 @@ class KVCache:
 
 def init_cache(config: LlamaConfig, batch_size: int, max_len: int) -> KVCache:
   """An all-zero KVCache for `batch_size` rows of `max_len` slots."""
-  if not _is_int(batch_size) or batch_size < 1:
-    raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-  if not _is_int(max_len) or max_len < 1:
-    raise ValueError(f"max_len must be an int >= 1, got {max_len!r}.")
+  batch_size = numbers.check_int("batch_size", batch_size, minimum=1)
+  max_len = numbers.check_int("max_len", max_len, minimum=1)
   if max_len > config.max_seq_len:
     raise ValueError(
         f"KV cache of max_len={max_len} slots exceeds the model's max_seq_len={config.max_seq_len}."
@@ -211,8 +243,7 @@ def _normalize_rope_scaling(scaling) -> tuple[tuple[str, Any], ...] | None:
         f"LlamaConfig.rope_scaling of type {rope_type!r} needs exactly the fields {needed}, got {sorted(items)}."
     )
   for name, value in items.items():
-    if not _is_real(value) or not np.isfinite(value) or value <= 0:
-      raise ValueError(f"LlamaConfig.rope_scaling {name} must be a finite number > 0, got {value!r}.")
+    items[name] = numbers.check_float(f"LlamaConfig.rope_scaling {name}", value, minimum=0.0, exclusive_minimum=True)
   if rope_type == "llama3" and not items["high_freq_factor"] > items["low_freq_factor"]:
     raise ValueError("LlamaConfig.rope_scaling needs high_freq_factor > low_freq_factor (llama3).")
   return tuple(sorted({**{k: float(v) for k, v in items.items()}, "rope_type": rope_type}.items()))

@@ -58,7 +58,6 @@ def test_strings_and_floats_for_counts_are_value_errors(kwargs, match):
         (np.array([True, False]), "group_ids must hold integers"),
         (np.array([0, 2**32], np.int64), "group_ids must hold integers in \\[0, 2\\*\\*32\\), got values"),
         (np.array([-1, 3]), "got values in \\[-1, 3\\]"),
-        (np.array([7, 7]), "group_ids must be distinct"),
         (np.arange(5), "group_ids must be int\\[2\\] \\(one id per group\\)"),
     ],
 )
@@ -75,9 +74,15 @@ def test_group_ids_are_checked_in_generate():
   with pytest.raises(ValueError, match="group_ids must hold integers"):
     decode.generate(jax.random.key(0), model, prompts, lengths, num_samples=2, max_new_tokens=2,
                     group_ids=np.array([0.5, 1.0]))
-  with pytest.raises(ValueError, match="group_ids must be distinct"):
+  with pytest.raises(ValueError, match=r"group_ids must hold integers in \[0, 2\*\*32\), got values"):
     decode.generate(jax.random.key(0), model, prompts, lengths, num_samples=2, max_new_tokens=2,
-                    group_ids=np.array([4, 4]))
+                    group_ids=np.array([4, 2**32]))
+
+
+def test_equal_group_ids_give_equal_groups():
+  # How a caller pads a batch to one shape: repeat the last group.
+  tokens = _batched(group_ids=np.array([5, 5]))
+  np.testing.assert_array_equal(tokens[0], tokens[1])
 
 
 def test_largest_group_id_is_accepted():

@@ -136,3 +136,15 @@ def test_run_lock_removes_the_temporaries_of_its_chunks_only(tmp_path):
     assert os.listdir(mine) == ["iid_n8_r2_00000.npz"]
     assert sorted(os.listdir(other)) == [".tmp-abc.npz", "iid_n8_r2_00000.npz"]  # another run's.
   assert not os.path.exists(lock.path)
+
+
+def test_a_padded_last_chunk_gives_the_samples_of_unpadded_chunks(checkpoint, tmp_path):
+  # 6 problems in chunks of 4: the last chunk repeats its last problem (equal
+  # group ids) to keep one shape; its samples must equal chunks of 2.
+  results = []
+  for per_call in (4, 2):
+    config = helpers.smoke_config(checkpoint, tmp_path, name=f"per_call_{per_call}")
+    config.num_problems, config.problems_per_call = 6, per_call
+    results.append(passk.run(config, task=helpers.FakeTask()))
+  assert results[0]["per_problem_pass_at_k"] == results[1]["per_problem_pass_at_k"]
+  assert results[0]["rows"] == results[1]["rows"]

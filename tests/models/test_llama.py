@@ -31,14 +31,14 @@ def test_config_defaults_and_hashable():
     "overrides, match",
     [
         (dict(num_kv_heads=3), "num_heads=4 must be a multiple of num_kv_heads=3"),
-        (dict(vocab_size=0), "vocab_size must be an int >= 1"),
-        (dict(num_layers=1.5), "num_layers must be an int >= 1"),
-        (dict(hidden_size=True), "hidden_size must be an int >= 1"),
-        (dict(max_seq_len=-4), "max_seq_len must be an int >= 1"),
+        (dict(vocab_size=0), r"vocab_size must be an int in \[1, "),
+        (dict(num_layers=1.5), r"num_layers must be an int in \[1, "),
+        (dict(hidden_size=True), r"hidden_size must be an int in \[1, "),
+        (dict(max_seq_len=-4), r"max_seq_len must be an int in \[1, "),
         (dict(hidden_size=30), "hidden_size=30 is not a multiple of num_heads=4"),
         (dict(head_dim=7), "head_dim must be an even int"),
-        (dict(rope_theta=0.0), "rope_theta must be a finite number > 0"),
-        (dict(rms_norm_eps=float("nan")), "rms_norm_eps must be a finite number > 0"),
+        (dict(rope_theta=0.0), "rope_theta must be a finite float > 0"),
+        (dict(rms_norm_eps=float("nan")), "rms_norm_eps must be a finite float > 0"),
         (dict(tie_embeddings="yes"), "tie_embeddings must be a bool"),
         (dict(dtype="int8"), "dtype must be one of"),
     ],
@@ -259,7 +259,7 @@ def test_rope_scaling_config():
     [
         ({"rope_type": "yarn", "factor": 2.0}, "rope_type must be one of"),
         ({"rope_type": "linear"}, r"needs exactly the fields \('factor',\)"),
-        ({"rope_type": "linear", "factor": -1.0}, "factor must be a finite number > 0"),
+        ({"rope_type": "linear", "factor": -1.0}, "factor must be a finite float > 0"),
         ({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0,
           "original_max_position_embeddings": 16}, "high_freq_factor > low_freq_factor"),
         ("llama3", "must be None, a dict or"),
@@ -268,3 +268,18 @@ def test_rope_scaling_config():
 def test_rope_scaling_errors(scaling, match):
   with pytest.raises(ValueError, match=match):
     helpers.tiny_config(rope_scaling=scaling)
+
+
+def test_config_accepts_numpy_and_jax_scalars_and_stays_hashable():
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  plain = models.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
+                             num_kv_heads=2, rope_theta=500.0)
+  mixed = models.LlamaConfig(vocab_size=np.int64(50), hidden_size=jnp.int32(32), intermediate_size=np.int32(64),
+                             num_layers=np.uint8(2), num_heads=4, num_kv_heads=np.int64(2),
+                             rope_theta=np.float32(500.0))
+  assert mixed == plain and hash(mixed) == hash(plain)
+  assert type(mixed.vocab_size) is int and type(mixed.rope_theta) is float
+  with pytest.raises(ValueError, match="LlamaConfig.num_layers must be an int in \\[1, 4096\\], got the string"):
+    models.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_layers="2", num_heads=4,
+                       num_kv_heads=2)

@@ -389,3 +389,53 @@ def test_against_transformers_sharded_bf16(tmp_path):
     expected = model(torch.tensor(tokens)).logits.numpy()
   got = np.asarray(forward_logits((config, params), tokens))
   assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("shard", ["../outside.safetensors", "/etc/passwd", "sub/../../x.safetensors"])
+def test_weight_map_entries_outside_the_directory_are_refused(tmp_path, shard):
+  path = _write_dir(str(tmp_path / "m"), _hf_config(), _hf_tensors(), shards=2)
+  (tmp_path / "outside.safetensors").write_bytes(b"")  # exists, so only the path check can refuse it.
+  index_file = os.path.join(path, "model.safetensors.index.json")
+  with open(index_file) as f:
+    index = json.load(f)
+  name = sorted(index["weight_map"])[0]
+  index["weight_map"][name] = shard
+  with open(index_file, "w") as f:
+    json.dump(index, f)
+  with pytest.raises(ValueError, match=f"weight_map entry '{name}' -> .* points outside the model directory"):
+    load_model(path)
+
+
+def test_shards_linked_from_elsewhere_load(tmp_path):
+  # Hugging Face's cache links a snapshot's shards to blobs in another folder.
+  path = _write_dir(str(tmp_path / "blobs"), _hf_config(), _hf_tensors(), shards=2)
+  snapshot = tmp_path / "snapshot"
+  snapshot.mkdir()
+  for name in os.listdir(path):
+    os.symlink(os.path.join(path, name), snapshot / name)
+  model, _ = load_model(str(snapshot))
+  reference, _ = load_model(path)
+  np.testing.assert_array_equal(model.params["embed"]["embedding"], reference.params["embed"]["embedding"])
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("num_hidden_layers", 1_000_000, r"LlamaConfig.num_layers must be an int in \[1, 4096\], got 1000000"),
+        ("vocab_size", 10**9, r"LlamaConfig.vocab_size must be an int in \[1, 16777216\]"),
+        ("hidden_size", 2**20, r"LlamaConfig.hidden_size must be an int in \[1, 131072\]"),
+        ("num_attention_heads", 0, "num_attention_heads"),
+    ],
+)
+def test_absurd_sizes_are_refused_before_any_allocation(tmp_path, field, value, match):
+  path = _write_dir(str(tmp_path / "m"), _hf_config(**{field: value}), _hf_tensors())
+  with pytest.raises(ValueError, match=match):
+    load_model(path)
+
+
+def test_a_huge_parameter_count_is_refused():
+  from qmotto.models import LlamaConfig  # pylint: disable=g-import-not-at-top
+
+  with pytest.raises(ValueError, match="parameters .* is beyond the supported 1e\\+13"):
+    LlamaConfig(vocab_size=2**24, hidden_size=2**17, intermediate_size=2**20, num_layers=4096,
+                num_heads=2**10, num_kv_heads=2**10)

@@ -56,6 +56,24 @@ def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = Non
     path_or_name: see the module docstring for the accepted forms.
     max_seq_len: override the model's position limit.
     dtype: compute dtype of the config (parameters are float32).
+
+  Raises:
+    ValueError: naming the path, for anything it cannot load: missing,
+      foreign, truncated or corrupt files, weights with NaN or infinite
+      values, configs beyond any real model.
+  """
+  model, tokenizer, _ = load_model_with_metadata(path_or_name, max_seq_len=max_seq_len, dtype=dtype)
+  return model, tokenizer
+
+
+def load_model_with_metadata(
+    path_or_name: str | os.PathLike, *, max_seq_len: int | None = None, dtype: str = "float32"
+):
+  """`load_model`, plus an orbax checkpoint's metadata: (model, tokenizer, metadata dict or None).
+
+  The metadata (see `save_checkpoint`: tokenizer, task) is a dict for an
+  orbax checkpoint ({} if it was saved without) and None for every other
+  source.
   """
   from qmotto.models.loading import _common  # pylint: disable=g-import-not-at-top
 
@@ -63,13 +81,13 @@ def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = Non
     raise ValueError(f"load_model expects a str or path, got {type(path_or_name).__name__}; accepted: {_ACCEPTED}.")
   text = os.fspath(path_or_name)
   if text.lower() in MODEL_NAMES:
-    return load_smollm2(max_seq_len=max_seq_len, dtype=dtype)
+    return (*load_smollm2(max_seq_len=max_seq_len, dtype=dtype), None)
   if os.path.isdir(text):
     if os.path.isfile(os.path.join(text, "config.json")):
       config, params, tokenizer = load_hf_directory(text, max_seq_len=max_seq_len, dtype=dtype)
       from qmotto.models.llama import Model  # pylint: disable=g-import-not-at-top
 
-      return Model(config=config, params=params), tokenizer
+      return Model(config=config, params=params), tokenizer, None
     if checkpoint_steps(text):
       restored = restore_checkpoint(text)
       model, tokenizer = restored.model, tokenizer_from_metadata(restored.metadata, text)
@@ -80,14 +98,14 @@ def load_model(path_or_name: str | os.PathLike, *, max_seq_len: int | None = Non
         if max_seq_len is not None:
           changes["max_seq_len"] = max_seq_len
         model = model.replace(config=_common.make_config({**dataclasses.asdict(model.config), **changes}, text))
-      return model, tokenizer
+      return model, tokenizer, dict(restored.metadata or {})
     raise ValueError(
         f"{text}: directory has neither config.json nor orbax checkpoint steps; accepted: {_ACCEPTED}."
     )
   if text.lower().endswith(".gguf"):
     if not os.path.isfile(text):
       raise ValueError(f"{text}: GGUF file not found.")
-    return load_gguf(text, max_seq_len=max_seq_len, dtype=dtype)
+    return (*load_gguf(text, max_seq_len=max_seq_len, dtype=dtype), None)
   if os.path.exists(text):
     raise ValueError(f"{text}: unrecognized file; accepted: {_ACCEPTED}.")
   raise ValueError(f"{text!r}: no such file, directory or model name; accepted: {_ACCEPTED}.")
@@ -105,6 +123,7 @@ __all__ = [
     "load_gguf",
     "load_hf_directory",
     "load_model",
+    "load_model_with_metadata",
     "tokenizer_from_metadata",
     "load_smollm2",
     "restore_checkpoint",

@@ -154,13 +154,24 @@ def hf_tensors_to_params(
     value = as_float32(tensors[spec.hf_name], shown(spec.hf_name), source)
     if spec.transpose:
       value = np.ascontiguousarray(value.T)
-    if not np.all(np.isfinite(value)):
-      raise ValueError(f"{source}: tensor {shown(spec.hf_name)!r} holds NaN or infinite values.")
+    check_finite(value, shown(spec.hf_name), source)
     node = params
     for key in spec.path[:-1]:
       node = node.setdefault(key, {})
     node[spec.path[-1]] = value
   return params
+
+
+def check_finite(value: np.ndarray, name: str, source: str) -> None:
+  """Raises ValueError unless every entry of a weight tensor is finite (every loader checks this).
+
+  Args:
+    value: the tensor.
+    name: the tensor's name in the file, for the message.
+    source: the file or checkpoint, for the message.
+  """
+  if not np.all(np.isfinite(value)):
+    raise ValueError(f"{source}: tensor {name!r} holds NaN or infinite values.")
 
 
 def make_config(config_kwargs: Mapping[str, Any], source: str) -> LlamaConfig:

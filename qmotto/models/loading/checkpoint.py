@@ -14,9 +14,13 @@ Layout (orbax-checkpoint's CheckpointManager, one folder per step):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import os
+import sys
+import types
 from typing import Any, NamedTuple
 
 import jax
@@ -25,6 +29,7 @@ import numpy as np
 from qmotto.models.llama import LlamaConfig
 from qmotto.models.llama import Model
 from qmotto.models.llama import param_shapes
+from qmotto.models.loading import _common
 
 FORMAT = "qmotto.models.Model"
 FORMAT_VERSION = 1
@@ -151,6 +156,45 @@ def _check_tree(params, config: LlamaConfig, where: str):
   raise ValueError(f"{where}: parameters do not match the saved config: {'; '.join(details)}.")
 
 
+def _first_line(error: BaseException, limit: int = 160) -> str:
+  """The first line of an error's text, at most `limit` characters (TensorStore's run to pages)."""
+  text = str(error).strip()
+  line = text.splitlines()[0] if text else type(error).__name__
+  return line if len(line) <= limit else line[:limit] + "..."
+
+
+@contextlib.contextmanager
+def _quiet_abandoned_reads():
+  """Drops the "Exception ignored in <coroutine ...>" pages of a failed orbax read.
+
+  Orbax reads every shard in its own coroutine; when one read fails, the
+  others are abandoned, and Python prints each one's TensorStore error (tens
+  of lines apiece) as it is garbage-collected. The one ValueError raised
+  names the step and says what is wrong; those pages add nothing. Other
+  unraisable exceptions still reach the previous hook.
+  """
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    code = getattr(unraisable.object, "cr_code", None)
+    if isinstance(unraisable.object, types.CoroutineType) and code and "orbax" in code.co_filename:
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+  try:
+    yield
+  finally:
+    gc.collect()  # the abandoned reads are collected (and silenced) here, not later.
+    sys.unraisablehook = previous
+
+
+def _check_finite(params, where: str) -> None:
+  """Raises ValueError naming the first parameter holding a NaN or an infinity."""
+  for path, value in jax.tree_util.tree_leaves_with_path(params):
+    _common.check_finite(np.asarray(value), f"params{jax.tree_util.keystr(path)}", where)
+
+
 def restore_checkpoint(
     path: str | os.PathLike, step: int | None = None, *, extra_target: Any = None
 ) -> RestoredCheckpoint:
@@ -168,7 +212,10 @@ def restore_checkpoint(
     RestoredCheckpoint(model, step, extra, metadata).
 
   Raises:
-    ValueError: no such directory or step, not a qmotto checkpoint, or unreadable.
+    ValueError: no such directory or step, not a qmotto checkpoint, a config
+      beyond any real model (checked before reading the weights), weights
+      with NaN or infinite values, or unreadable (a truncated or damaged
+      file: one line naming the step, without orbax's traceback).
   """
   ocp = _ocp()
   path = _abspath(path)
@@ -189,7 +236,10 @@ def restore_checkpoint(
     try:
       meta = mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore())).config
     except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"{step_dir}: config item is unreadable or corrupt: {e}") from e
+      # One line, no chained orbax/TensorStore traceback: the cause is the file.
+      raise ValueError(
+          f"{step_dir}: config item is unreadable or corrupt ({_first_line(e)})."
+      ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
       raise ValueError(f"{step_dir}: not a qmotto model checkpoint (config format is not {FORMAT!r}).")
     if meta.get("version") != FORMAT_VERSION:
@@ -207,11 +257,18 @@ def restore_checkpoint(
     if has_metadata:
       items["metadata"] = ocp.args.JsonRestore()
     try:
-      restored = mngr.restore(step, args=ocp.args.Composite(**items))
+      with _quiet_abandoned_reads():
+        restored = mngr.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"{step_dir}: checkpoint is unreadable or corrupt: {e}") from e
+      others = [s for s in steps if s != step]
+      hint = f"; other saved steps: {others}" if others else ""
+      raise ValueError(
+          f"{step_dir}: checkpoint is incomplete or corrupt, orbax could not read it "
+          f"({type(e).__name__}: {_first_line(e)}){hint}."
+      ) from None
   params = restored.params
   _check_tree(params, config, step_dir)
+  _check_finite(params, step_dir)
   extra = restored.extra if has_extra else None
   metadata = restored.metadata if has_metadata else None
   return RestoredCheckpoint(model=Model(config=config, params=params), step=step, extra=extra, metadata=metadata)

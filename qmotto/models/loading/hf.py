@@ -85,6 +85,8 @@ def hf_config_kwargs(
   kv_heads = field("num_key_value_heads", int, default=heads)
   head_dim = field("head_dim", int)
   if head_dim is None:
+    if heads < 1:
+      raise ValueError(f"{source}: field 'num_attention_heads' must be an int >= 1, got {heads}.")
     if hidden % heads:
       raise ValueError(f"{source}: hidden_size={hidden} is not a multiple of num_attention_heads={heads}.")
     head_dim = hidden // heads
@@ -169,8 +171,22 @@ def _safetensors_files(path: str) -> list[str]:
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
       raise ValueError(f"{index_file}: field 'weight_map' is missing or empty.")
+    bad = [v for v in weight_map.values() if not isinstance(v, str)]
+    if bad:
+      raise ValueError(f"{index_file}: 'weight_map' values must be shard file names, got {bad[0]!r}.")
     files = sorted(set(weight_map.values()))
     for name in files:
+      # A shard must be a file of this directory: an index naming "../x" or an
+      # absolute path would read weights from elsewhere on the machine. The
+      # check is on the name, not the resolved path: Hugging Face's cache
+      # links each shard of a snapshot to a blob outside the snapshot folder.
+      normal = os.path.normpath(name)
+      if os.path.isabs(name) or normal == ".." or normal.startswith(".." + os.sep) or not name:
+        tensor = next(t for t, v in weight_map.items() if v == name)
+        raise ValueError(
+            f"{index_file}: weight_map entry {tensor!r} -> {name!r} points outside the model "
+            f"directory {path}; shards must be plain file names inside it."
+        )
       if not os.path.isfile(os.path.join(path, name)):
         raise ValueError(f"{index_file}: shard {name!r} is listed but missing from {path}.")
     return [os.path.join(path, name) for name in files]
