@@ -90,3 +90,22 @@ def smoke_config(model_path, tmp_path, name="run"):
   config.workdir = str(tmp_path / name / "work")
   config.progress = False
   return config
+
+
+def save_real_task_checkpoint(path, max_new_tokens: int) -> str:
+  """Saves a tiny random char model for a real task (countdown) at `path`; returns the task name.
+
+  Its metadata names the task, the tokenizer and the compact style, as a
+  trained task model's does, so `experiments/passk.py` runs it end to end.
+  """
+  name = "countdown" if "countdown" in tasks.TASK_NAMES else sorted(tasks.TASK_NAMES)[0]
+  task = tasks.get_task(name)
+  chars = "".join(sorted(set(task.compact_charset())))
+  prompt = max(len(task.compact_prompt(p)) for p in task.problems("test", 2))
+  tokenizer = loading.CharTokenizer(chars)
+  config = helpers.tiny_config(vocab_size=tokenizer.vocab_size, max_seq_len=prompt + 24)
+  model = models.Model(config=config, params=helpers.random_params(config, 0, scale=1.0))
+  loading.save_checkpoint(path, model, 1, metadata={
+      "tokenizer": tokenizer.to_dict(), "task": task.to_dict(), "style": "compact",
+      "max_new_tokens": max_new_tokens})
+  return task.name

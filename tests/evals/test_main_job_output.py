@@ -15,9 +15,7 @@ import sys
 
 import pytest
 
-from qmotto import models
-from qmotto.models import loading
-from tests.models import helpers
+from tests.evals import helpers as evals_helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Library INFO lines the default run must not show: orbax's (absl's "I<date> ... <orbax file>.py:<line>]"
@@ -30,21 +28,9 @@ NOISE = re.compile(
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-  try:
-    from qmotto import tasks  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    pytest.skip("qmotto.tasks is not available")
-  name = "countdown" if "countdown" in tasks.TASK_NAMES else sorted(tasks.TASK_NAMES)[0]
-  task = tasks.get_task(name)
-  chars = "".join(sorted(set(task.compact_charset())))
-  prompt = max(len(task.compact_prompt(p)) for p in task.problems("test", 2))
-  tokenizer = loading.CharTokenizer(chars)
-  config = helpers.tiny_config(vocab_size=tokenizer.vocab_size, max_seq_len=prompt + 24)
-  model = models.Model(config=config, params=helpers.random_params(config, 0, scale=1.0))
   path = tmp_path_factory.mktemp("main_job") / "ckpt"
-  loading.save_checkpoint(path, model, 1, metadata={
-      "tokenizer": tokenizer.to_dict(), "task": task.to_dict(), "style": "compact", "max_new_tokens": 8})
-  return task.name, path
+  name = evals_helpers.save_real_task_checkpoint(path, max_new_tokens=8)
+  return name, path
 
 
 def _run(checkpoint, tmp_path, *extra):

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from configs import passk as passk_config
-from qmotto import models
 from qmotto.evals import outputs
 from qmotto.evals import passk
 from qmotto.evals import report
-from qmotto.models import loading
+from tests.evals import helpers as evals_helpers
 from tests.models import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -89,16 +88,8 @@ def test_real_task_names_checked_before_loading():
 
 
 def test_real_task_command_line(tmp_path):
-  tasks = _real_tasks()
-  name = "countdown" if "countdown" in tasks.TASK_NAMES else sorted(tasks.TASK_NAMES)[0]
-  task = tasks.get_task(name)
-  chars = "".join(sorted(set(task.compact_charset())))
-  prompt = max(len(task.compact_prompt(p)) for p in task.problems("test", 2))
-  tokenizer = loading.CharTokenizer(chars)
-  config = helpers.tiny_config(vocab_size=tokenizer.vocab_size, max_seq_len=prompt + 24)
-  model = models.Model(config=config, params=helpers.random_params(config, 0, scale=1.0))
-  loading.save_checkpoint(tmp_path / "ckpt", model, 1, metadata={
-      "tokenizer": tokenizer.to_dict(), "task": task.to_dict(), "style": "compact", "max_new_tokens": 12})
+  _real_tasks()
+  name = evals_helpers.save_real_task_checkpoint(tmp_path / "ckpt", max_new_tokens=12)
   out = tmp_path / "out"
   proc = subprocess.run(
       [sys.executable, "experiments/passk.py", "--config=configs/passk.py:smoke",
@@ -110,7 +101,7 @@ def test_real_task_command_line(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "pass@k" in proc.stdout
-  assert (out / f"{task.name}_ckpt.json").exists() and (out / "summary.json").exists()
+  assert (out / f"{name}_ckpt.json").exists() and (out / "summary.json").exists()
 
 
 def _byte_level_hf_dir(path):
