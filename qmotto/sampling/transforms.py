@@ -79,13 +79,11 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
   top = jnp.max(x, axis=-1, keepdims=True)  # [B, 1]
   shifted = x - jnp.where(jnp.isfinite(top), top, 0.0)  # [B, V], <= 0 in a valid row.
   temperature = np.float32(transform.temperature)
-  if temperature == 1:
-    w = jnp.exp(shifted)  # [B, V]
-  elif temperature >= np.finfo(np.float32).tiny:
+  if temperature >= np.finfo(np.float32).tiny:
     # Shift by the max, then divide: logits / T would overflow to +-inf for a
     # tiny T (1e-40) and pick an arbitrary token; (x - max) / T only goes to
     # -inf, so the weights tend to the limit distribution (the argmax, ties
-    # shared), exactly as they should.
+    # shared), exactly as they should. (At T = 1 the division is exact.)
     w = jnp.exp(shifted / temperature)  # [B, V]
   else:
     # A T > 0 below float32's smallest normal number (accelerators flush it
