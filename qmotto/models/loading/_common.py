@@ -162,15 +162,20 @@ def hf_tensors_to_params(
   return params
 
 
-def check_finite(value: np.ndarray, name: str, source: str) -> None:
+def check_finite(value, name: str, source: str) -> None:
   """Raises ValueError unless every entry of a weight tensor is finite (every loader checks this).
 
   Args:
-    value: the tensor.
+    value: the tensor, a NumPy array or a JAX array (checked where it lives:
+      only one bool crosses to the host, not the weights).
     name: the tensor's name in the file, for the message.
     source: the file or checkpoint, for the message.
   """
-  if not np.all(np.isfinite(value)):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  xp = jnp if isinstance(value, jax.Array) else np
+  if not bool(xp.all(xp.isfinite(value))):
     raise ValueError(f"{source}: tensor {name!r} holds NaN or infinite values.")
 
 

@@ -30,6 +30,7 @@ from qmotto.models.llama import LlamaConfig
 from qmotto.models.llama import Model
 from qmotto.models.llama import param_shapes
 from qmotto.models.loading import _common
+from qmotto.utils import numbers
 
 FORMAT = "qmotto.models.Model"
 FORMAT_VERSION = 1
@@ -101,9 +102,7 @@ def save_checkpoint(
   ocp = _ocp()
   if not isinstance(model, Model):
     raise ValueError(f"model must be a qmotto.models.Model, got {type(model).__name__}.")
-  if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-    raise ValueError(f"step must be an int >= 0, got {step!r}.")
-  step = int(step)
+  step = numbers.check_int("step", step, minimum=0)
   path = _abspath(path)
   if os.path.exists(path) and not os.path.isdir(path):
     raise ValueError(f"{path}: exists and is not a directory.")
@@ -184,15 +183,17 @@ def _quiet_abandoned_reads():
   sys.unraisablehook = hook
   try:
     yield
+  except BaseException:
+    gc.collect()  # a failed read's abandoned coroutines are collected (and silenced) now, not later.
+    raise
   finally:
-    gc.collect()  # the abandoned reads are collected (and silenced) here, not later.
     sys.unraisablehook = previous
 
 
 def _check_finite(params, where: str) -> None:
   """Raises ValueError naming the first parameter holding a NaN or an infinity."""
   for path, value in jax.tree_util.tree_leaves_with_path(params):
-    _common.check_finite(np.asarray(value), f"params{jax.tree_util.keystr(path)}", where)
+    _common.check_finite(value, f"params{jax.tree_util.keystr(path)}", where)
 
 
 def restore_checkpoint(
