@@ -166,9 +166,7 @@ def run_lock(config, s: run_setup.Setup) -> Iterator[locks.DirectoryLock]:
     pattern = re.compile(re.escape(key) + "_[0-9a-f]{16}")
     for directory in glob.glob(os.path.join(glob.escape(os.fspath(config.workdir)), glob.escape(key) + "_*")):
       if pattern.fullmatch(os.path.basename(directory)):
-        removed = files.remove_stale_temporaries(directory)
-        if removed:
-          logging.warning("%s: removed %d temporary files left by a killed run.", directory, len(removed))
+        files.remove_stale_temporaries(directory)
     yield lock
 
 

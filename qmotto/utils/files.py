@@ -22,6 +22,8 @@ import tempfile
 import time
 from typing import Any, Callable
 
+from absl import logging
+
 # The prefix of atomic_write's temporary files (and of check_writable's probe).
 TMP_PREFIX = ".tmp-"
 
@@ -92,7 +94,8 @@ def remove_stale_temporaries(directory: str, *, min_age_s: float = 0.0) -> list[
   younger than that, for folders that writers without the lock may share.
 
   Returns:
-    The removed paths, sorted (none if `directory` does not exist).
+    The removed paths, sorted (none if `directory` does not exist); a
+    warning in the log says how many.
   """
   if not os.path.isdir(directory):
     return []
@@ -108,6 +111,8 @@ def remove_stale_temporaries(directory: str, *, min_age_s: float = 0.0) -> list[
     except FileNotFoundError:
       continue  # removed meanwhile.
     removed.append(entry.path)
+  if removed:
+    logging.warning("%s: removed %d temporary files left by a killed run.", directory, len(removed))
   return sorted(removed)
 
 

@@ -34,8 +34,6 @@ import sys
 import time
 from typing import Iterator
 
-from absl import logging
-
 from qmotto.utils import files
 from qmotto.utils import numbers
 
@@ -253,9 +251,7 @@ def hold_run_directory(directory: str, *, name: str, run: str = "") -> Iterator[
     DirectoryInUse: another run holds `directory`; the message names it.
   """
   with DirectoryLock(directory, name=name, run=run) as lock:
-    removed = files.remove_stale_temporaries(lock.directory)
-    if removed:
-      logging.warning("%s: removed %d temporary files left by a killed run.", lock.directory, len(removed))
+    files.remove_stale_temporaries(lock.directory)
     yield lock
 
 
