@@ -17,8 +17,8 @@ and .png and rebuilds <output_dir>/summary.json (`build_summary`; see
 rerun after an interruption gives exactly the result of an uninterrupted
 run.
 
-Before loading the model, `run` checks that it can write config.output_dir
-and config.workdir (`run_config.check_directories`); it samples holding the
+Before loading the model, `setup` checks that the run can write
+config.output_dir and config.workdir (`run_config.check_directories`); `run` samples holding the
 lock of its task and model in config.workdir (`chunks.run_lock`: a second
 such run is refused at once, naming the first), and `run_and_save` writes
 the results folder holding its lock (`qmotto.utils.locks.output_lock`).
@@ -39,7 +39,6 @@ from absl import logging
 from qmotto.evals import analysis
 from qmotto.evals import chunks
 from qmotto.evals import outputs
-from qmotto.evals import run_config
 from qmotto.evals import run_setup
 from qmotto.evals.outputs import build_summary
 from qmotto.evals.outputs import save_outputs
@@ -65,9 +64,7 @@ def run(config, *, task=None, on_chunk: Callable[[str, int, int], None] | None =
     (answer_probs, with answer_samples per problem).
   """
   began = time.time()
-  check_config(config)  # a bad field fails before any directory is made.
-  run_config.check_directories(config)  # an unwritable path fails before loading the model.
-  s = setup(config, task=task)
+  s = setup(config, task=task)  # checks the config, then the directories, before loading the model.
   logging.info("%s on %s (%s style): %d problems, prompts of %d tokens, max_new_tokens=%d",
                s.model_name, s.task.name, s.style, len(s.problems), s.prompts.shape[1], s.max_new_tokens)
   with chunks.run_lock(config, s):  # one run per task and model in config.workdir.

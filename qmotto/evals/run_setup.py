@@ -1,8 +1,8 @@
 """What the pass@k runner resolves before sampling: the model, the task, the prompt style, the prompts.
 
-`setup(config)` checks the config, loads the model (a task model's orbax
-checkpoint, "smollm2-135m-instruct", a Hugging Face directory or a .gguf),
-resolves the task against the checkpoint's metadata, picks the prompt style
+`setup(config)` checks the config and that the run can write its directories,
+loads the model (a task model's orbax checkpoint, "smollm2-135m-instruct", a
+Hugging Face directory or a .gguf), resolves the task against the checkpoint's metadata, picks the prompt style
 and encodes `num_problems` test problems to one padded length.
 """
 
@@ -124,14 +124,16 @@ def resolve_style(config, tokenizer, metadata: dict | None) -> str:
 
 
 def setup(config, *, task=None) -> Setup:
-  """Checks the config, loads the model and task and encodes the prompts.
+  """Checks the config and the directories, loads the model and task and encodes the prompts.
 
   Raises:
-    ValueError: naming the config field, for bad samplers or ks, unknown
+    ValueError: naming the config field, for bad samplers or ks, unwritable
+      output or work directories, unknown
       tasks, unloadable models, a task the checkpoint was not trained for, a
       vocabulary that does not fit the task, or prompts too long for the model.
   """
   run_config.check_config(config)
+  run_config.check_directories(config)  # an unwritable path fails before loading the model.
   model, tokenizer, metadata = load_model_and_metadata(config.model)
   task = resolve_task(config, metadata, task)
   style = resolve_style(config, tokenizer, metadata)
