@@ -28,6 +28,8 @@ setuptools.setup(
         "tokenizers>=0.20",
         "gguf>=0.19",
         "jinja2>=3.1",
+        # Models by their hub id ("Qwen/Qwen2.5-0.5B-Instruct"): the user's cache, token, offline mode.
+        "huggingface_hub>=0.26",
         # Reasoning tasks (procedural, seeded, with scorers), progress bars, plots.
         "reasoning-gym>=0.1.25",
         "tqdm>=4.66",

@@ -73,3 +73,22 @@ def test_grpo_runs(path, monkeypatch):
   finally:
     if "workdir" in namespace:
       shutil.rmtree(namespace["workdir"], ignore_errors=True)
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.endswith("scale.ipynb")], ids=os.path.basename)
+def test_scale_runs_on_the_cpu(path, monkeypatch, tmp_path):
+  """The CPU path: one device, a hub id resolved offline from a populated cache, a 1x1 mesh."""
+  from tests.models import helpers
+
+  source = helpers.save_tiny_hf_checkpoint(tmp_path / "tiny-qwen2")
+  helpers.cache_hub_repo(str(tmp_path / "hf_home"), "qmotto-test/tiny-qwen2", source)
+  monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+  monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+  monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setenv("QMOTTO_MODEL", "qmotto-test/tiny-qwen2")
+  namespace = run_notebook(path)
+  assert dict(namespace["mesh"].shape) == {"data": 1, "model": 1}
+  tokens = namespace["tokens"]
+  assert tokens.shape == (1, 16, 32)
+  assert namespace["model"].mesh == namespace["mesh"] and namespace["tokenizer"] is not None

@@ -10,12 +10,17 @@
 Modules:
   loop       the model-agnostic loop over `logits_fn(tokens, t)` (a fake model can test it)
   generate   prefill once per prompt, then k coupled samples with a KV cache
-  sharding   the group axis over devices (shard_map, NamedSharding, multi-host)
+  sharding   groups over "data", models over "model" (shard_map, NamedSharding, multi-host)
+  memory     the per-device bytes of a generate call, planned before it runs
   checks     argument checks shared by the three
 """
 
 from qmotto.decode import checks
+from qmotto.decode import memory
 from qmotto.decode import sharding
+from qmotto.decode.memory import MemoryPlan
+from qmotto.decode.memory import plan_memory
+from qmotto.decode.memory import suggest_mesh
 from qmotto.decode.generate import GenerateOutput
 from qmotto.decode.generate import generate
 from qmotto.decode.loop import DecodeState
@@ -27,9 +32,13 @@ __all__ = [
     "DecodeState",
     "GenerateOutput",
     "LogitsFn",
+    "MemoryPlan",
     "checks",
     "generate",
+    "memory",
+    "plan_memory",
     "sample_sequences",
     "sample_sequences_batched",
     "sharding",
+    "suggest_mesh",
 ]

@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmotto.decode import checks
+from qmotto.decode import memory
 from qmotto.models import llama
+from qmotto.models import partitioning
 from qmotto.sampling import coupling
 from qmotto.sampling import logit_checks
 from qmotto.sampling import options as options_lib
@@ -112,7 +114,9 @@ def generate_groups(
   positions = jnp.broadcast_to(jnp.arange(prompt_len, dtype=jnp.int32), prompts.shape)  # [P, Lp]
   real = positions < prompt_lengths[:, None]  # [P, Lp]
   prompts = jnp.where(real, prompts, pad_id)  # keep padding ids in the vocabulary.
-  prompt_cache = llama.init_cache(model.config, num_prompts, prompt_len)  # [L, P, KV, Lp, Dh]
+  prompt_cache = partitioning.constrain_cache(
+      llama.init_cache(model.config, num_prompts, prompt_len), model
+  )  # [L, P, KV, Lp, Dh]
   logits, prompt_cache = model.apply(prompts, positions, prompt_cache, prompt_lengths - 1)  # [P, 1, V]
   logits = jnp.broadcast_to(logits, (num_prompts, k, logits.shape[-1]))  # [P, k, V]
 
@@ -121,7 +125,7 @@ def generate_groups(
     x = jnp.repeat(x, k, axis=1)  # [L, P * k, KV, Lp, Dh]
     return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, cache_len - prompt_len), (0, 0)))
 
-  cache = jax.tree.map(widen, prompt_cache)
+  cache = partitioning.constrain_cache(jax.tree.map(widen, prompt_cache), model)  # heads over "model"
   row_lengths = jnp.repeat(prompt_lengths, k)  # [P * k]
 
   # The group's uniforms, exactly as in qmotto.decode.sample_sequences_batched.
@@ -240,6 +244,13 @@ def generate(
   arrays, static = prepare_generate(
       key, model, prompts, prompt_lengths, num_samples, max_new_tokens, sampling, eos_id, pad_id, group_ids
   )
+  if model.mesh is not None or memory.device_memory_bytes() is not None:
+    # Refuse up front, with the numbers, a call that cannot fit.
+    mesh = model.mesh or partitioning.make_mesh(devices=jax.devices()[:1])
+    memory.plan_memory(
+        model.config, mesh, num_prompts=arrays[2].shape[0], num_samples=static["num_samples"],
+        prompt_len=arrays[2].shape[1], max_new_tokens=static["max_new_tokens"],
+    ).check()
   output, invalid = generate_groups(*arrays, **static)
   if static["options"].check_logits:
     logit_checks.raise_if_invalid(invalid, *LOGITS_SOURCE)

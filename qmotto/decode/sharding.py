@@ -7,9 +7,13 @@ with no communication: `jax.shard_map` runs the single-device loop
 (`qmotto.generate` or `qmotto.sample_sequences_batched`) on each device's
 slice of groups, with that slice's *global* group ids.
 
-    groups = GroupSharding(make_mesh())          # all devices, group_batch=1
+    groups = GroupSharding(make_mesh())          # all devices on "data", group_batch=1
     out = groups.generate(key, model, prompts, lengths, num_samples=16,
                           max_new_tokens=64, sampling="lattice")
+
+    mesh = make_mesh(data=2, model=4)            # weights split 4 ways, groups 2 ways
+    model, tokenizer = qmotto.load_model(name, mesh=mesh, param_dtype="bfloat16")
+    out = GroupSharding(mesh).generate(key, model, prompts, lengths, ...)
 
 `GroupSharding` is one frozen object (the mesh and how many of a device's
 groups share a forward pass); its `generate` and `sample_sequences_batched`
@@ -17,15 +21,20 @@ take the same arguments as the single-device functions. Each device
 builds only its own groups' points and rotations, and a group's samples are
 the same whether it runs on 1 device or on 8 (see "Bit-identity" below).
 
-Layout: a 1-D mesh with one axis (default "data"). Prompts, prompt lengths
-and group ids are sharded `NamedSharding(mesh, P("data"))` on their first
-(group) axis; the key, the model parameters and the token ids are replicated.
-The outputs are `jax.Array`s sharded the same way on their group axis: device
-d of the mesh holds groups [d * G / D, (d + 1) * G / D). G must be a multiple
-of the device count D.
+Layout: a ("data", "model") mesh from `make_mesh(data=D, model=M)`.
+Prompts, prompt lengths and group ids are sharded `NamedSharding(mesh,
+P("data"))` on their first (group) axis; the key and the token ids are
+replicated. The model's weights are split over "model" (attention heads, MLP
+units and the vocabulary, Megatron-style; `qmotto.models.partitioning`) and
+replicated over "data", and so is the KV cache's head axis. `jax.shard_map`
+is manual over "data" only: within a group shard, the SPMD partitioner splits
+each forward pass over the M devices of "model". `make_mesh()` (M = 1) keeps
+a whole model on every device. The outputs are `jax.Array`s sharded on their
+group axis over "data": shard d holds groups [d * G / D, (d + 1) * G / D). G
+must be a multiple of D.
 
 Multi-host: call `initialize_distributed` first on every process, build the
-mesh over `jax.devices()` (all processes' devices), and call the sharded
+mesh over `jax.devices()` (all processes' devices; `make_mesh` does), and call the sharded
 functions on every process with the same key and the same full host-side
 (NumPy) prompts; each process only uploads the shards its devices hold. The
 outputs are global arrays: read a process's own groups from
@@ -66,11 +75,17 @@ from jax.sharding import PartitionSpec as P
 from qmotto.decode import checks
 from qmotto.decode import generate as generate_lib
 from qmotto.decode import loop
+from qmotto.decode import memory
 from qmotto.models import llama
+from qmotto.models import partitioning
 from qmotto.sampling import logit_checks
 from qmotto.sampling import options as options_lib
 
-DEFAULT_AXIS = "data"
+DATA_AXIS = partitioning.DATA_AXIS
+MODEL_AXIS = partitioning.MODEL_AXIS
+make_mesh = partitioning.make_mesh
+plan_memory = memory.plan_memory
+suggest_mesh = memory.suggest_mesh
 
 
 def initialize_distributed(
@@ -111,26 +126,6 @@ def initialize_distributed(
       local_device_ids=local_device_ids,
       **kwargs,
   )
-
-
-def make_mesh(axis_name: str = DEFAULT_AXIS, devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh named `axis_name` over `devices` (default: all, `jax.devices()`)."""
-  if not isinstance(axis_name, str) or not axis_name:
-    raise ValueError(f"axis_name must be a non-empty string, got {axis_name!r}.")
-  devices = jax.devices() if devices is None else list(devices)
-  if not devices:
-    raise ValueError("devices must hold at least one device.")
-  return Mesh(np.array(devices), (axis_name,))
-
-
-def _put(x, sharding: NamedSharding):
-  """Places x (host or device data, the same on every process) with `sharding`."""
-  if isinstance(x, jax.core.Tracer):
-    return x  # Under the caller's jit: the shard_map in_specs place it.
-  if isinstance(x, jax.Array):
-    return x if x.sharding == sharding else jax.device_put(x, sharding)
-  host = np.asarray(x)
-  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def _in_batches(run, inputs, group_batch: int | None):
@@ -177,64 +172,77 @@ def _in_batches(run, inputs, group_batch: int | None):
 
 @dataclasses.dataclass(frozen=True)
 class GroupSharding:
-  """The group axis split over the devices of a 1-D mesh (hashable: a static jit argument).
+  """Groups split over the "data" axis of a ("data", "model") mesh (hashable: a static jit argument).
 
   Attributes:
-    mesh: a 1-D `jax.sharding.Mesh` (see `make_mesh`); its one axis holds
-      the groups.
-    group_batch: how many of a device's groups share a forward pass. 1 (the
-      default): one at a time, which makes the samples bit-identical on any
-      device count for every sampler (see the module docstring); an int b
-      dividing the groups per device: b at a time; None: all of a device's
-      groups as one batch (the samples then equal the single-device function
-      on the same batches).
+    mesh: a `jax.sharding.Mesh` with axes ("data", "model") (see
+      `make_mesh`). The groups are split over "data"; a model is split over
+      "model" (tensor parallelism, `qmotto.models.partitioning`), so each
+      "model" group of devices decodes its groups together.
+    group_batch: how many of a "data" shard's groups share a forward pass. 1
+      (the default): one at a time, which makes the samples bit-identical
+      for any "data" size for every sampler (see the module docstring); an
+      int b dividing the groups per shard: b at a time; None: all of a
+      shard's groups as one batch (the samples then equal the
+      single-device function on the same batches).
   """
 
   mesh: Mesh
   group_batch: int | None = 1
 
   def __post_init__(self):
-    if not isinstance(self.mesh, Mesh):
-      raise ValueError(f"mesh must be a jax.sharding.Mesh, got {type(self.mesh).__name__}.")
-    if len(self.mesh.axis_names) != 1:
-      raise ValueError(
-          f"mesh must be 1-D (one axis for the groups), got axes {self.mesh.axis_names}; see make_mesh."
-      )
+    partitioning.check_mesh(self.mesh)
     if self.group_batch is not None:
       object.__setattr__(self, "group_batch", checks.check_count("group_batch", self.group_batch))
 
   @property
   def axis(self) -> str:
     """The mesh axis that holds the groups."""
-    return self.mesh.axis_names[0]
+    return DATA_AXIS
 
   @property
   def num_devices(self) -> int:
-    return self.mesh.devices.size
+    """D, the number of group shards: the size of the "data" axis."""
+    return int(self.mesh.shape[DATA_AXIS])
 
   def sharding(self, sharded: bool = True) -> NamedSharding:
-    """NamedSharding of an array split on its first (group) axis, or replicated."""
+    """NamedSharding of an array split on its first (group) axis over "data", or replicated."""
     return NamedSharding(self.mesh, P(self.axis) if sharded else P())
 
+  def place_model(self, model: llama.Model) -> llama.Model:
+    """The model with its parameters on this mesh: split over "model", replicated over "data".
+
+    A model loaded with this mesh (`load_model(..., mesh=mesh)`) is used as
+    it is; a model on one device is placed now (`partitioning.shard_model`).
+    """
+    if model.mesh is not None:
+      if model.mesh != self.mesh:
+        raise ValueError(
+            "model is sharded over another mesh than this GroupSharding's; load it with "
+            "load_model(..., mesh=groups.mesh) or pass a GroupSharding of model.mesh."
+        )
+      return model
+    return partitioning.shard_model(model, self.mesh)
+
   def check_num_groups(self, num_groups: int, what: str = "num_groups") -> None:
-    """Raises unless `num_groups` splits evenly over the devices and into group_batch batches."""
+    """Raises unless `num_groups` splits evenly over "data" and into group_batch batches."""
     if num_groups % self.num_devices:
       raise ValueError(
-          f"{what}={num_groups} must be a multiple of the mesh's device count {self.num_devices}: "
-          f"the {what} axis is split evenly over the devices. Pad it (e.g. repeat a prompt) "
-          "or use fewer devices."
+          f"{what}={num_groups} must be a multiple of the mesh's 'data' size {self.num_devices}: "
+          f"the {what} axis is split evenly over it. Pad it (e.g. repeat a prompt) "
+          "or use a smaller 'data' axis."
       )
     per_device = num_groups // self.num_devices
     if self.group_batch is not None and per_device % self.group_batch:
       raise ValueError(
-          f"group_batch={self.group_batch} must divide the {per_device} groups of each device "
-          f"({what}={num_groups} over {self.num_devices} devices)."
+          f"group_batch={self.group_batch} must divide the {per_device} groups of each 'data' shard "
+          f"({what}={num_groups} over {self.num_devices} shards)."
       )
 
   def group_ids(self, num_groups: int, group_ids=None) -> jax.Array:
     """uint32[G] group ids (default arange(G)) sharded over the mesh: device d holds its own."""
     self.check_num_groups(num_groups)
-    return _put(checks.check_group_ids(group_ids, num_groups), self.sharding())
+    return partitioning.place(checks.check_group_ids(group_ids, num_groups), self.sharding())
 
   def generate(
       self,
@@ -270,13 +278,19 @@ class GroupSharding:
         key, model, prompts, prompt_lengths, num_samples, max_new_tokens, sampling, eos_id, pad_id, group_ids
     )
     key, model, prompts, prompt_lengths, group_ids, eos, pad = arrays
+    # Refuse up front, with the numbers, a call that cannot fit (where the
+    # devices report their memory; the CPU does not).
+    memory.plan_memory(
+        model.config, self.mesh, num_prompts=prompts.shape[0], num_samples=static["num_samples"],
+        prompt_len=prompts.shape[1], max_new_tokens=static["max_new_tokens"],
+    ).check()
     shard, replicated = self.sharding(), self.sharding(sharded=False)
     output, invalid = _sharded_generate(
-        _put(key, replicated),
-        jax.tree.map(lambda x: _put(x, replicated), model),
-        _put(prompts, shard),
-        _put(prompt_lengths, shard),
-        _put(group_ids, shard),
+        partitioning.place(key, replicated),
+        self.place_model(model),
+        partitioning.place(prompts, shard),
+        partitioning.place(prompt_lengths, shard),
+        partitioning.place(group_ids, shard),
         eos,
         pad,
         groups=self,
@@ -310,7 +324,7 @@ class GroupSharding:
       int32[G, N, length], sharded `NamedSharding(mesh, P(axis))` on the group axis.
     """
     static = loop.prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
-    key = _put(key, self.sharding(sharded=False))
+    key = partitioning.place(key, self.sharding(sharded=False))
     group_ids = self.group_ids(int(num_groups), group_ids)
     sample_ids = jnp.arange(static["num_samples"], dtype=jnp.uint32)  # every point of each group.
     tokens, invalid = _sharded_sample_groups(key, group_ids, sample_ids, groups=self, **static)
@@ -335,11 +349,15 @@ def _sharded_generate(key, model, prompts, prompt_lengths, group_ids, eos_id, pa
     output, invalid = _in_batches(run, (prompts, prompt_lengths, group_ids), groups.group_batch)
     return output, _any_invalid(invalid, groups.axis)
 
+  # Manual over "data" only: within a group shard, the model's "model" axis
+  # stays with the SPMD partitioner, which splits each forward pass over it
+  # as the parameters' shardings say.
   return jax.shard_map(
       local,
       mesh=groups.mesh,
       in_specs=(rep, rep, shard, shard, shard, rep, rep),
       out_specs=(shard, rep),
+      axis_names={DATA_AXIS},
       check_vma=False,
   )(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id)
 
@@ -360,5 +378,6 @@ def _sharded_sample_groups(key, group_ids, sample_ids, *, groups, **static):
       mesh=groups.mesh,
       in_specs=(P(), P(groups.axis), P()),
       out_specs=(P(groups.axis), P()),
+      axis_names={DATA_AXIS},
       check_vma=False,
   )(key, group_ids, sample_ids)

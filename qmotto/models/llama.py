@@ -1,27 +1,36 @@
 """A Llama-family decoder-only transformer in Flax linen, with an explicit KV cache.
 
-Covers Llama 2/3, SmolLM2, Qwen2 (`qkv_bias=True`) and the like: RMSNorm,
-rotary embeddings in Hugging Face's "rotate_half" (non-interleaved)
-convention, grouped-query attention, a SwiGLU MLP, tied or untied embeddings.
+Covers Llama 2/3, SmolLM2, Mistral (sliding windows), Qwen2 (`qkv_bias=True`),
+Qwen3 (`qk_norm=True`) and Gemma 3 text models ((1 + w) norms, post-norms, a
+GeGLU MLP, scaled embeddings, local sliding-window layers beside global ones,
+soft caps): RMSNorm, rotary embeddings in Hugging Face's "rotate_half"
+(non-interleaved) convention, grouped-query attention, a gated MLP, tied or
+untied embeddings.
 
-Parameter tree (checkpoint loaders in `qmotto.models.loading` rely on it; see
-`param_shapes`):
+The layers run as one `nn.scan` over stacked weights, so the compiled program
+holds one layer whatever the depth. Parameter tree (checkpoint loaders in
+`qmotto.models.loading` rely on it; see `param_shapes`):
 
   {"embed": {"embedding": [V, D]},
-   "layers_{i}": {"attn_norm": {"scale": [D]},
-                  "attn": {"q": {"kernel": [D, H*Dh], "bias": [H*Dh]},   # bias only if qkv_bias
-                           "k": {"kernel": [D, KV*Dh], "bias": [KV*Dh]},
-                           "v": {"kernel": [D, KV*Dh], "bias": [KV*Dh]},
-                           "o": {"kernel": [H*Dh, D]}},
-                  "mlp_norm": {"scale": [D]},
-                  "mlp": {"gate": {"kernel": [D, F]}, "up": {"kernel": [D, F]},
-                          "down": {"kernel": [F, D]}}},
+   "layers": {"attn_norm": {"scale": [L, D]},
+              "attn": {"q": {"kernel": [L, D, H*Dh], "bias": [L, H*Dh]},   # bias only if qkv_bias
+                       "k": {"kernel": [L, D, KV*Dh], "bias": [L, KV*Dh]},
+                       "v": {"kernel": [L, D, KV*Dh], "bias": [L, KV*Dh]},
+                       "q_norm": {"scale": [L, Dh]},                     # only if qk_norm
+                       "k_norm": {"scale": [L, Dh]},
+                       "o": {"kernel": [L, H*Dh, D]}},
+              "attn_post_norm": {"scale": [L, D]},                       # only if post_norms
+              "mlp_norm": {"scale": [L, D]},
+              "mlp": {"gate": {"kernel": [L, D, F]}, "up": {"kernel": [L, D, F]},
+                      "down": {"kernel": [L, F, D]}},
+              "mlp_post_norm": {"scale": [L, D]}},                       # only if post_norms
    "final_norm": {"scale": [D]},
    "lm_head": {"kernel": [D, V]}}                                      # absent if tie_embeddings
 
-Kernels are [in, out] (a torch Linear weight transposed). Heads are
-head-major as in Hugging Face: q.reshape(..., H, Dh), and query head h uses
-key/value head h // (H // KV).
+Kernels are [in, out] (a torch Linear weight transposed), stacked on a leading
+layer axis. Heads are head-major as in Hugging Face: q.reshape(..., H, Dh),
+and query head h uses key/value head h // (H // KV). Parameters are stored
+in `param_dtype` and used in the compute `dtype`.
 
 Shape letters: B batch, T new tokens, S cache slots (or keys), D hidden,
 H query heads, KV key/value heads, G = H // KV queries per key/value head,
@@ -30,13 +39,14 @@ Dh head dim, F MLP width, V vocabulary, L layers.
 Positions and the cache. Every token carries its position, and the cache
 slot of a token is its position: slot j of row b holds the key/value of the
 token at position j of that row. A query at position q attends to the slots
-j <= q. Prompts are right-padded: row b's real tokens are at positions
-0 .. len_b - 1, so after a prefill of a [B, T] block the padding has written
-slots len_b .. T - 1, but no real query ever attends to them before they are
-overwritten, because decoding writes the token at position len_b into slot
-len_b before it attends. Causality by position is therefore the only mask
-needed, for prefill, decoding and padding alike. Logits at padding positions
-are meaningless and are to be ignored by the caller.
+j <= q (and, in a sliding-window layer of window W, j > q - W, as Hugging
+Face's masks). Prompts are right-padded: row b's real tokens are at
+positions 0 .. len_b - 1, so after a prefill of a [B, T] block the padding
+has written slots len_b .. T - 1, but no real query ever attends to them
+before they are overwritten, because decoding writes the token at position
+len_b into slot len_b before it attends. Causality by position is therefore
+the only mask needed, for prefill, decoding and padding alike. Logits at
+padding positions are meaningless and are to be ignored by the caller.
 """
 
 from __future__ import annotations
@@ -74,6 +84,10 @@ SIZE_LIMITS = {
 MAX_PARAMS = 10**13  # 25x the largest open dense model.
 
 
+ACTIVATIONS = ("silu", "gelu_tanh")
+LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
 @dataclasses.dataclass(frozen=True)
 class LlamaConfig:
   """Architecture of a Llama-family model (frozen and hashable: a static jit arg).
@@ -86,7 +100,7 @@ class LlamaConfig:
     num_heads: H, query heads.
     num_kv_heads: KV, key/value heads; H must be a multiple of KV.
     head_dim: Dh, even (default hidden_size // num_heads; then H must divide D).
-    rope_theta: rotary base.
+    rope_theta: rotary base (of the global layers, when there are local ones).
     rope_scaling: None (plain RoPE) or the frequency scaling as sorted
       (name, value) pairs (a dict is accepted and normalized): rope_type
       "linear" with `factor`, or "llama3" (Llama 3.1+) with `factor`,
@@ -96,8 +110,29 @@ class LlamaConfig:
     tie_embeddings: logits = x @ embed.T (no "lm_head" parameters).
     qkv_bias: biases on the q, k and v projections (Qwen2).
     max_seq_len: the most positions a sequence may have (prompt + generated).
-    dtype: compute dtype, one of DTYPES; parameters are always float32, and
-      RMSNorm statistics, attention softmax and the logits are float32.
+    dtype: compute dtype, one of DTYPES. RMSNorm statistics, attention
+      scores and softmax, and the logits are float32 whatever it is.
+    param_dtype: the dtype parameters are stored in, one of DTYPES
+      (independent of `dtype`: bfloat16 weights may compute in float32).
+    qk_norm: an RMSNorm over the head dim on queries and keys before the
+      rotary embedding (Qwen3, Gemma 3).
+    norm_offset: RMSNorm multiplies by (norm_offset + scale): 0 for Llama,
+      1 for Gemma (whose norm weights are stored around 0).
+    post_norms: RMSNorms on the attention and MLP outputs before the
+      residual adds (Gemma 2/3's "sandwich" norms).
+    embed_scale: multiply the embeddings by sqrt(hidden_size) (Gemma).
+    mlp_activation: "silu" (SwiGLU) or "gelu_tanh" (GeGLU, tanh-approximated GELU).
+    query_pre_attn_scalar: attention scores are scaled by
+      query_pre_attn_scalar ** -0.5 (Gemma); None: head_dim ** -0.5.
+    sliding_window: W, the keys a sliding-window layer sees (positions
+      q - W < j <= q); None: no sliding-window layers.
+    layer_types: per layer, "full_attention" or "sliding_attention" (a
+      tuple of length L; a list is accepted). None: every layer slides if
+      `sliding_window` is set (Mistral), else none does.
+    local_rope_theta: the rotary base of sliding-window layers, which use
+      no rope scaling (Gemma 3); None: the same rope as the global layers.
+    attn_logit_softcap: scores become cap * tanh(scores / cap); None: off.
+    final_logit_softcap: the same on the logits; None: off.
   """
 
   vocab_size: int
@@ -114,6 +149,18 @@ class LlamaConfig:
   qkv_bias: bool = False
   max_seq_len: int = 2048
   dtype: str = "float32"
+  param_dtype: str = "float32"
+  qk_norm: bool = False
+  norm_offset: float = 0.0
+  post_norms: bool = False
+  embed_scale: bool = False
+  mlp_activation: str = "silu"
+  query_pre_attn_scalar: float | None = None
+  sliding_window: int | None = None
+  layer_types: tuple[str, ...] | None = None
+  local_rope_theta: float | None = None
+  attn_logit_softcap: float | None = None
+  final_logit_softcap: float | None = None
 
   def __post_init__(self):
     # Python, NumPy and JAX scalars alike become Python numbers: the config is
@@ -144,20 +191,31 @@ class LlamaConfig:
           f"LlamaConfig.head_dim must be an even int >= 2 (rotary pairs), got {self.head_dim!r}."
       )
     object.__setattr__(self, "head_dim", head_dim)
+    positive = dict(minimum=0.0, exclusive_minimum=True)
+    for name in ("rope_theta", "rms_norm_eps"):
+      object.__setattr__(self, name, numbers.check_float(f"LlamaConfig.{name}", getattr(self, name), **positive))
+    for name in ("query_pre_attn_scalar", "local_rope_theta", "attn_logit_softcap", "final_logit_softcap"):
+      if getattr(self, name) is not None:
+        object.__setattr__(self, name, numbers.check_float(f"LlamaConfig.{name}", getattr(self, name), **positive))
     object.__setattr__(
-        self, "rope_theta", numbers.check_float("LlamaConfig.rope_theta", self.rope_theta, minimum=0.0,
-                                                exclusive_minimum=True)
+        self, "norm_offset", numbers.check_float("LlamaConfig.norm_offset", self.norm_offset, minimum=0.0, maximum=1.0)
     )
     object.__setattr__(self, "rope_scaling", _normalize_rope_scaling(self.rope_scaling))
-    object.__setattr__(
-        self, "rms_norm_eps", numbers.check_float("LlamaConfig.rms_norm_eps", self.rms_norm_eps, minimum=0.0,
-                                                  exclusive_minimum=True)
-    )
-    for name in ("tie_embeddings", "qkv_bias"):
+    for name in ("tie_embeddings", "qkv_bias", "qk_norm", "post_norms", "embed_scale"):
       if not isinstance(getattr(self, name), (bool, np.bool_)):
         raise ValueError(f"LlamaConfig.{name} must be a bool, got {getattr(self, name)!r}.")
-    if self.dtype not in DTYPES:
-      raise ValueError(f"LlamaConfig.dtype must be one of {DTYPES}, got {self.dtype!r}.")
+      object.__setattr__(self, name, bool(getattr(self, name)))
+    for name in ("dtype", "param_dtype"):
+      if getattr(self, name) not in DTYPES:
+        raise ValueError(f"LlamaConfig.{name} must be one of {DTYPES}, got {getattr(self, name)!r}.")
+    if self.mlp_activation not in ACTIVATIONS:
+      raise ValueError(f"LlamaConfig.mlp_activation must be one of {ACTIVATIONS}, got {self.mlp_activation!r}.")
+    if self.sliding_window is not None:
+      object.__setattr__(
+          self, "sliding_window",
+          numbers.check_int("LlamaConfig.sliding_window", self.sliding_window, minimum=1, maximum=SIZE_LIMITS["max_seq_len"]),
+      )
+    object.__setattr__(self, "layer_types", self._normalized_layer_types())
     if self.num_params > MAX_PARAMS:
       raise ValueError(
           f"LlamaConfig: {self.num_params:.3g} parameters (vocab_size={self.vocab_size}, "
@@ -165,19 +223,46 @@ class LlamaConfig:
           f"num_layers={self.num_layers}) is beyond the supported {MAX_PARAMS:.0e}; check the config."
       )
 
+  def _normalized_layer_types(self) -> tuple[str, ...] | None:
+    """layer_types as a tuple of LAYER_TYPES of length L, or None (all full attention)."""
+    types = self.layer_types
+    if types is None:
+      return None if self.sliding_window is None else ("sliding_attention",) * self.num_layers
+    if isinstance(types, str) or not isinstance(types, (tuple, list)):
+      raise ValueError(f"LlamaConfig.layer_types must be a tuple of {LAYER_TYPES}, got {types!r}.")
+    types = tuple(types)
+    if len(types) != self.num_layers or any(t not in LAYER_TYPES for t in types):
+      raise ValueError(
+          f"LlamaConfig.layer_types must hold num_layers={self.num_layers} entries from {LAYER_TYPES}, "
+          f"got {list(types)}."
+      )
+    if "sliding_attention" in types and self.sliding_window is None:
+      raise ValueError("LlamaConfig.layer_types has sliding_attention layers but sliding_window is None.")
+    return None if "sliding_attention" not in types else types
+
   @property
   def num_params(self) -> int:
     """The parameter count this config describes (computed, nothing allocated)."""
     d, f, v = self.hidden_size, self.intermediate_size, self.vocab_size
     q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
     attention = d * q + 2 * d * kv + q * d + (q + 2 * kv if self.qkv_bias else 0)
-    layer = attention + 3 * d * f + 2 * d
+    attention += 2 * self.head_dim if self.qk_norm else 0
+    layer = attention + 3 * d * f + (4 if self.post_norms else 2) * d
     head = 0 if self.tie_embeddings else v * d
     return v * d + self.num_layers * layer + d + head
 
   @property
   def compute_dtype(self) -> jnp.dtype:
     return jnp.dtype(self.dtype)
+
+  @property
+  def weight_dtype(self) -> jnp.dtype:
+    """The dtype the parameters are stored in (`param_dtype` as a dtype)."""
+    return jnp.dtype(self.param_dtype)
+
+  def is_sliding(self, layer: int) -> bool:
+    """Whether layer `layer` is a sliding-window (local) layer."""
+    return self.layer_types is not None and self.layer_types[layer] == "sliding_attention"
 
 
 @flax.struct.dataclass
@@ -249,9 +334,17 @@ def _normalize_rope_scaling(scaling) -> tuple[tuple[str, Any], ...] | None:
   return tuple(sorted({**{k: float(v) for k, v in items.items()}, "rope_type": rope_type}.items()))
 
 
-def rope_inv_freq(config: LlamaConfig) -> jax.Array:
-  """float32[Dh / 2]: 1 / theta^(2i / Dh), then the rope scaling, as Hugging Face computes them."""
+def rope_inv_freq(config: LlamaConfig, local: bool = False) -> np.ndarray:
+  """float32[Dh / 2]: 1 / theta^(2i / Dh), then the rope scaling, as Hugging Face computes them.
+
+  Args:
+    config: the model config.
+    local: the frequencies of a sliding-window layer (`local_rope_theta`,
+      unscaled, when the config sets it; else the global ones).
+  """
   exponents = np.arange(0, config.head_dim, 2, dtype=np.int64).astype(np.float32) / config.head_dim
+  if local and config.local_rope_theta is not None:
+    return (1.0 / (np.float32(config.local_rope_theta) ** exponents)).astype(np.float32)
   inv_freq = 1.0 / (np.float32(config.rope_theta) ** exponents)  # float32[Dh / 2]
   if config.rope_scaling is not None:
     scaling = dict(config.rope_scaling)
@@ -267,7 +360,27 @@ def rope_inv_freq(config: LlamaConfig) -> jax.Array:
       smoothed = (1 - smooth) * scaled / factor + smooth * scaled
       medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
       inv_freq = np.where(medium, smoothed, scaled)
-  return jnp.asarray(inv_freq, jnp.float32)
+  return np.asarray(inv_freq, np.float32)
+
+
+# A window no sequence reaches: full attention as a sliding window, so that
+# every layer of the scan runs the same program.
+_FULL_WINDOW = np.iinfo(np.int32).max
+
+
+def layer_constants(config: LlamaConfig) -> tuple[np.ndarray, np.ndarray]:
+  """What differs between layers besides their weights, scanned with them.
+
+  Returns:
+    (windows int32[L]: the sliding window of each layer, or a window no
+    sequence reaches for full attention; inv_freq float32[L, Dh / 2]: each
+    layer's rotary frequencies).
+  """
+  windows = np.array(
+      [config.sliding_window if config.is_sliding(i) else _FULL_WINDOW for i in range(config.num_layers)], np.int32
+  )
+  inv_freq = np.stack([rope_inv_freq(config, local=config.is_sliding(i)) for i in range(config.num_layers)])
+  return windows, inv_freq
 
 
 def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.Array:
@@ -291,28 +404,46 @@ def apply_rope(x: jax.Array, positions: jax.Array, inv_freq: jax.Array) -> jax.A
 
 
 class RMSNorm(nn.Module):
-  """x * rsqrt(mean(x^2) + eps) * scale; the statistics in float32 (as HF)."""
+  """x * rsqrt(mean(x^2) + eps) * (offset + scale), the statistics in float32 (as HF).
+
+  With offset 0 (Llama) the normalized x is cast to the compute dtype before
+  the scale multiplies it, as Hugging Face's LlamaRMSNorm; with offset 1
+  (Gemma) the product is taken in float32 and then cast, as Gemma3RMSNorm.
+  """
 
   eps: float
   dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  offset: float = 0.0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],), jnp.float32)  # [D]
+    init = nn.initializers.zeros if self.offset else nn.initializers.ones
+    scale = self.param("scale", init, (x.shape[-1],), self.param_dtype)  # [D]
     x32 = x.astype(jnp.float32)
     normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    if self.offset:
+      return (normed * (self.offset + scale.astype(jnp.float32))).astype(self.dtype)
     return normed.astype(self.dtype) * scale.astype(self.dtype)
 
 
-def _dense(features: int, name: str, dtype, use_bias: bool = False) -> nn.Dense:
+def _norm(cfg: LlamaConfig, name: str) -> RMSNorm:
+  return RMSNorm(cfg.rms_norm_eps, cfg.compute_dtype, cfg.weight_dtype, cfg.norm_offset, name=name)
+
+
+def _dense(cfg: LlamaConfig, features: int, name: str, use_bias: bool = False, dtype=None) -> nn.Dense:
   return nn.Dense(
       features,
       use_bias=use_bias,
-      dtype=dtype,
-      param_dtype=jnp.float32,
+      dtype=cfg.compute_dtype if dtype is None else dtype,
+      param_dtype=cfg.weight_dtype,
       kernel_init=nn.initializers.normal(0.02),
       name=name,
   )
+
+
+def _softcap(x: jax.Array, cap: float | None) -> jax.Array:
+  return x if cap is None else jnp.tanh(x / cap) * cap
 
 
 class Attention(nn.Module):
@@ -326,18 +457,34 @@ class Attention(nn.Module):
       x: jax.Array,
       positions: jax.Array,
       cache: KVCache | None,
-      layer: int,
+      layer: jax.Array,
+      window: jax.Array,
+      inv_freq: jax.Array,
   ) -> tuple[jax.Array, KVCache | None]:
-    """x: [B, T, D]; positions: int32[B, T]. Returns ([B, T, D], updated cache)."""
+    """One layer's attention.
+
+    Args:
+      x: [B, T, D].
+      positions: int32[B, T].
+      cache: None, or the KVCache of every layer [L, B, KV, S, Dh].
+      layer: int32[] this layer's index into the cache.
+      window: int32[] this layer's sliding window (see `layer_constants`).
+      inv_freq: float32[Dh / 2] this layer's rotary frequencies.
+
+    Returns:
+      ([B, T, D], the cache with this layer's new keys and values written).
+    """
     cfg = self.config
     dtype = cfg.compute_dtype
     b, t, _ = x.shape
     h, kv, dh = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
     g = h // kv
-    q = _dense(h * dh, "q", dtype, cfg.qkv_bias)(x).reshape(b, t, h, dh)  # [B, T, H, Dh]
-    k = _dense(kv * dh, "k", dtype, cfg.qkv_bias)(x).reshape(b, t, kv, dh)  # [B, T, KV, Dh]
-    v = _dense(kv * dh, "v", dtype, cfg.qkv_bias)(x).reshape(b, t, kv, dh)  # [B, T, KV, Dh]
-    inv_freq = rope_inv_freq(cfg)
+    q = _dense(cfg, h * dh, "q", cfg.qkv_bias)(x).reshape(b, t, h, dh)  # [B, T, H, Dh]
+    k = _dense(cfg, kv * dh, "k", cfg.qkv_bias)(x).reshape(b, t, kv, dh)  # [B, T, KV, Dh]
+    v = _dense(cfg, kv * dh, "v", cfg.qkv_bias)(x).reshape(b, t, kv, dh)  # [B, T, KV, Dh]
+    if cfg.qk_norm:
+      q = _norm(cfg, "q_norm")(q)  # [B, T, H, Dh]
+      k = _norm(cfg, "k_norm")(k)  # [B, T, KV, Dh]
     q = apply_rope(q, positions, inv_freq)  # [B, T, H, Dh]
     k = apply_rope(k, positions, inv_freq)  # [B, T, KV, Dh]
 
@@ -349,6 +496,8 @@ class Attention(nn.Module):
       # Slot = position; out-of-range positions are dropped (the caller checks
       # bounds). The index arrays (layer, rows, positions) are split by the KV
       # slice, so the updated block is [B, T, KV, Dh], the layout of k and v.
+      # The cache rides in the scan's carry, so this writes T slots in place
+      # rather than copying a layer's cache.
       cache = KVCache(
           k=cache.k.at[layer, rows, :, positions].set(k.astype(cache.k.dtype), mode="drop"),  # [L, B, KV, S, Dh]
           v=cache.v.at[layer, rows, :, positions].set(v.astype(cache.v.dtype), mode="drop"),  # [L, B, KV, S, Dh]
@@ -360,47 +509,55 @@ class Attention(nn.Module):
     scores = jnp.einsum(
         "btkgd,bksd->bkgts", q, keys.astype(dtype), preferred_element_type=jnp.float32
     )  # [B, KV, G, T, S] float32
-    scores = scores * np.float32(dh**-0.5)
-    visible = key_positions[:, None, :] <= positions[:, :, None]  # [B, T, S]
+    scale = dh**-0.5 if cfg.query_pre_attn_scalar is None else cfg.query_pre_attn_scalar**-0.5
+    scores = _softcap(scores * np.float32(scale), cfg.attn_logit_softcap)
+    offset = positions[:, :, None] - key_positions[:, None, :]  # [B, T, S]: query minus key position.
+    visible = (offset >= 0) & (offset < window)  # [B, T, S]
     scores = jnp.where(visible[:, None, None, :, :], scores, _MASK_VALUE)  # [B, KV, G, T, S]
     probs = jax.nn.softmax(scores, axis=-1).astype(dtype)  # [B, KV, G, T, S]
     out = jnp.einsum("bkgts,bksd->btkgd", probs, values.astype(dtype))  # [B, T, KV, G, Dh]
     out = out.reshape(b, t, h * dh)  # [B, T, H*Dh]
-    return _dense(cfg.hidden_size, "o", dtype)(out), cache  # [B, T, D]
+    return _dense(cfg, cfg.hidden_size, "o")(out), cache  # [B, T, D]
 
 
 class MLP(nn.Module):
-  """SwiGLU: down(silu(gate(x)) * up(x))."""
+  """A gated MLP: down(act(gate(x)) * up(x)), SwiGLU or GeGLU."""
 
   config: LlamaConfig
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     cfg = self.config
-    dtype = cfg.compute_dtype
-    gate = _dense(cfg.intermediate_size, "gate", dtype)(x)  # [B, T, F]
-    up = _dense(cfg.intermediate_size, "up", dtype)(x)  # [B, T, F]
-    return _dense(cfg.hidden_size, "down", dtype)(nn.silu(gate) * up)  # [B, T, D]
+    gate = _dense(cfg, cfg.intermediate_size, "gate")(x)  # [B, T, F]
+    up = _dense(cfg, cfg.intermediate_size, "up")(x)  # [B, T, F]
+    act = nn.silu(gate) if cfg.mlp_activation == "silu" else nn.gelu(gate, approximate=True)
+    return _dense(cfg, cfg.hidden_size, "down")(act * up)  # [B, T, D]
 
 
 class Block(nn.Module):
-  """Pre-norm decoder layer: x + attn(norm(x)), then h + mlp(norm(h))."""
+  """One decoder layer, the body of the scan over layers.
+
+  Pre-norm: x + attn(norm(x)), then h + mlp(norm(h)); with `post_norms`
+  the attention and MLP outputs are normed too before each residual add.
+  The carry is (x [B, T, D], cache or None); the scanned inputs are the
+  layer's index, window and rotary frequencies (`layer_constants`).
+  """
 
   config: LlamaConfig
-  layer: int
 
   @nn.compact
-  def __call__(
-      self, x: jax.Array, positions: jax.Array, cache: KVCache | None
-  ) -> tuple[jax.Array, KVCache | None]:
+  def __call__(self, carry, layer_inputs, positions: jax.Array):
     cfg = self.config
-    dtype = cfg.compute_dtype
-    attn_out, cache = Attention(cfg, name="attn")(
-        RMSNorm(cfg.rms_norm_eps, dtype, name="attn_norm")(x), positions, cache, self.layer
-    )
+    x, cache = carry
+    layer, window, inv_freq = layer_inputs
+    attn_out, cache = Attention(cfg, name="attn")(_norm(cfg, "attn_norm")(x), positions, cache, layer, window, inv_freq)
+    if cfg.post_norms:
+      attn_out = _norm(cfg, "attn_post_norm")(attn_out)
     x = x + attn_out  # [B, T, D]
-    x = x + MLP(cfg, name="mlp")(RMSNorm(cfg.rms_norm_eps, dtype, name="mlp_norm")(x))  # [B, T, D]
-    return x, cache
+    mlp_out = MLP(cfg, name="mlp")(_norm(cfg, "mlp_norm")(x))  # [B, T, D]
+    if cfg.post_norms:
+      mlp_out = _norm(cfg, "mlp_post_norm")(mlp_out)
+    return (x + mlp_out, cache), None
 
 
 class Llama(nn.Module):
@@ -456,24 +613,35 @@ class Llama(nn.Module):
         cfg.vocab_size,
         cfg.hidden_size,
         dtype=dtype,
-        param_dtype=jnp.float32,
+        param_dtype=cfg.weight_dtype,
         embedding_init=nn.initializers.normal(0.02),
         name="embed",
     )
     x = embed(tokens)  # [B, T, D]
-    for i in range(cfg.num_layers):
-      x, cache = Block(cfg, i, name=f"layers_{i}")(x, positions, cache)  # [B, T, D]
+    if cfg.embed_scale:
+      # As Gemma: sqrt(D) rounded to the weights' dtype, then multiplied.
+      x = x * jnp.asarray(cfg.hidden_size**0.5, cfg.weight_dtype).astype(dtype)
+    windows, inv_freq = layer_constants(cfg)
+    layers = nn.scan(
+        Block,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast),
+        length=cfg.num_layers,
+    )(cfg, name="layers")
+    layer_inputs = (jnp.arange(cfg.num_layers, dtype=jnp.int32), jnp.asarray(windows), jnp.asarray(inv_freq))
+    (x, cache), _ = layers((x, cache), layer_inputs, positions)  # [B, T, D]
     if logits_at is not None:
       x = jnp.take_along_axis(x, logits_at.astype(jnp.int32)[:, None, None], axis=1)  # [B, 1, D]
-    x = RMSNorm(cfg.rms_norm_eps, dtype, name="final_norm")(x).astype(jnp.float32)  # [B, T, D]
+    x = _norm(cfg, "final_norm")(x).astype(jnp.float32)  # [B, T, D]
     # The logits are computed in float32 whatever the compute dtype: they set
     # the sampling distribution, and bfloat16 logits would be coarse (steps of
     # 0.125 at |logit| ~ 20).
     if cfg.tie_embeddings:
       logits = jnp.einsum("btd,vd->btv", x, embed.embedding.astype(jnp.float32))  # [B, T, V]
     else:
-      logits = _dense(cfg.vocab_size, "lm_head", jnp.float32)(x)  # [B, T, V]
-    return logits, cache
+      logits = _dense(cfg, cfg.vocab_size, "lm_head", dtype=jnp.float32)(x)  # [B, T, V]
+    return _softcap(logits, cfg.final_logit_softcap), cache
 
 
 @flax.struct.dataclass
@@ -481,11 +649,15 @@ class Model:
   """A model: its config (static) and parameters (a pytree), itself a pytree.
 
   Passing a Model through `jax.jit` traces the parameters and keys the
-  compilation on the config only, so new weights of the same shapes reuse it.
+  compilation on the config (and mesh) only, so new weights of the same
+  shapes reuse it.
   """
 
   config: LlamaConfig = flax.struct.field(pytree_node=False)
   params: Any
+  # The ("data", "model") mesh the parameters are sharded over (see
+  # `qmotto.models.partitioning`), or None for a model on one device.
+  mesh: Any = flax.struct.field(pytree_node=False, default=None)
 
   @property
   def module(self) -> Llama:
@@ -502,7 +674,7 @@ def _init_params(config: LlamaConfig, key: jax.Array) -> dict:
 
 
 def init_params(config: LlamaConfig, key: jax.Array) -> dict:
-  """Random float32 parameters (normal(0.02) kernels and embedding, unit norms)."""
+  """Random parameters in `config.param_dtype` (normal(0.02) kernels and embedding, unit norms)."""
   if not isinstance(config, LlamaConfig):
     raise ValueError(f"config must be a LlamaConfig, got {type(config).__name__}.")
   return _init_params(config, key)

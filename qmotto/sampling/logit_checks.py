@@ -81,5 +81,7 @@ def raise_if_invalid(invalid: jax.Array, source: str, hint: str) -> None:
 
   if isinstance(invalid, jax.core.Tracer):
     jax.debug.callback(check, invalid)
+  elif isinstance(invalid, jax.Array) and not invalid.is_fully_addressable:
+    check(invalid.addressable_data(0))  # replicated over several processes: each holds the whole flag.
   else:
     check(invalid)

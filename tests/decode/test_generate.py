@@ -35,8 +35,8 @@ def _bigram_model(seed: int) -> models.Model:
   model = helpers.random_model(seed, max_seq_len=24)
   params = jax.tree.map(np.array, model.params)
   for i in range(model.config.num_layers):
-    params[f"layers_{i}"]["attn"]["o"]["kernel"][:] = 0.0
-    params[f"layers_{i}"]["mlp"]["down"]["kernel"][:] = 0.0
+    params["layers"]["attn"]["o"]["kernel"][i] = 0.0
+    params["layers"]["mlp"]["down"]["kernel"][i] = 0.0
   return models.Model(model.config, params)
 
 

@@ -7,18 +7,13 @@ single-device functions.
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
 from qmotto.decode import sharding
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests import devices
 
 _SCRIPT = r'''
 import json
@@ -131,16 +126,7 @@ print("REPORT" + json.dumps(report))
 
 @pytest.fixture(scope="module")
 def report():
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
-  env["JAX_PLATFORMS"] = "cpu"
-  env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-  result = subprocess.run(
-      [sys.executable, "-c", _SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-  )
-  assert result.returncode == 0, result.stderr[-5000:]
-  line = [l for l in result.stdout.splitlines() if l.startswith("REPORT")][-1]
-  return json.loads(line[len("REPORT"):])
+  return devices.run_script(_SCRIPT, device_count=8, timeout=600)
 
 
 def test_token_mode_generate_is_bit_identical_on_1_and_8_devices(report):
@@ -184,13 +170,16 @@ def test_group_count_must_divide_over_devices(report):
 
 def test_make_mesh():
   mesh = sharding.make_mesh()
-  assert mesh.axis_names == ("data",) and mesh.devices.size == jax.device_count()
-  mesh = sharding.make_mesh("groups", jax.devices()[:1])
-  assert mesh.axis_names == ("groups",) and mesh.devices.size == 1
-  with pytest.raises(ValueError, match="axis_name"):
-    sharding.make_mesh("")
-  with pytest.raises(ValueError, match="at least one device"):
+  assert mesh.axis_names == ("data", "model") and mesh.devices.shape == (jax.device_count(), 1)
+  mesh = sharding.make_mesh(devices=jax.devices()[:1])
+  assert mesh.devices.shape == (1, 1)
+  assert sharding.make_mesh(data=1, model=1, devices=jax.devices()[:1]).devices.shape == (1, 1)
+  with pytest.raises(ValueError, match="non-empty sequence of jax devices"):
     sharding.make_mesh(devices=[])
+  with pytest.raises(ValueError, match=r"data=2 x model=3 = 6 devices, but 1 are given"):
+    sharding.make_mesh(data=2, model=3, devices=jax.devices()[:1])
+  with pytest.raises(ValueError, match=r"model must be an int >= 1, got 0"):
+    sharding.make_mesh(model=0)
 
 
 def test_one_device_is_generate(report):
@@ -212,7 +201,7 @@ def test_argument_checks():
     sharding.GroupSharding(mesh).generate(key, model, prompts, lengths, num_samples=4, max_new_tokens=0)
   with pytest.raises(ValueError, match="group_batch must be an int >= 1"):
     sharding.GroupSharding(mesh, group_batch=0)
-  with pytest.raises(ValueError, match="1-D"):
+  with pytest.raises(ValueError, match=r"mesh must have the axes \('data', 'model'\)"):
     sharding.GroupSharding(jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("a", "b")))
   with pytest.raises(ValueError, match="mesh must be a jax.sharding.Mesh"):
     sharding.GroupSharding(jax.devices())

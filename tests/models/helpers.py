@@ -70,3 +70,72 @@ def random_hf_tensors(*, vocab, hidden, ffn, layers, heads, kv_heads, qkv_bias=F
   if not tie:
     t["lm_head.weight"] = r(vocab, hidden)
   return t
+
+
+def save_tiny_hf_checkpoint(path, *, seed: int = 0):
+  """A tiny random Qwen2 Hugging Face directory with a byte-level BPE tokenizer and a chat template.
+
+  Vocabulary 264 (2 specials, 256 byte symbols, 6 extra specials), hidden 32,
+  4 heads, 2 key/value heads, 2 layers: every size divides 1, 2 and 4
+  devices. Returns the directory.
+  """
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers  # pylint: disable=g-import-not-at-top
+
+  os.makedirs(path, exist_ok=True)
+  vocab = {"<|endoftext|>": 0, "<|im_end|>": 1}
+  for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+    vocab[ch] = len(vocab)
+  size = 264
+  tok = Tokenizer(tok_models.BPE(vocab=vocab, merges=[]))
+  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tok.decoder = decoders.ByteLevel()
+  extras = [f"<|extra_{i}|>" for i in range(size - len(vocab))]  # every id decodes, as in real vocabularies.
+  tok.add_special_tokens(["<|endoftext|>", "<|im_end|>", *extras])
+  tok.save(os.path.join(path, "tokenizer.json"))
+  template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}<|im_end|>{% endfor %}assistant:"
+  with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+    json.dump({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "chat_template": template}, f)
+  tensors = random_hf_tensors(vocab=size, hidden=32, ffn=64, layers=2, heads=4, kv_heads=2, qkv_bias=True, seed=seed)
+  save_file(tensors, os.path.join(path, "model.safetensors"))
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump({
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": size, "hidden_size": 32,
+        "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": False,
+        "eos_token_id": 1,
+    }, f)
+  return path
+
+
+def cache_hub_repo(hf_home, repo_id, source_dir, *, extra_files=()):
+  """Lays out `source_dir`'s files as huggingface_hub caches a download under `hf_home`.
+
+  Blobs, a snapshot of relative links to them, refs/main: what
+  `snapshot_download` finds with HF_HUB_OFFLINE=1. `extra_files` are
+  stand-in files qmotto must not need (e.g. "pytorch_model.bin"). Returns
+  the snapshot directory.
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  import shutil  # pylint: disable=g-import-not-at-top
+
+  commit = "0123456789abcdef0123456789abcdef01234567"
+  repo = os.path.join(hf_home, "hub", "models--" + repo_id.replace("/", "--"))
+  snapshot = os.path.join(repo, "snapshots", commit)
+  for folder in ("blobs", "refs", snapshot):
+    os.makedirs(os.path.join(repo, folder), exist_ok=True)
+  with open(os.path.join(repo, "refs", "main"), "w") as f:
+    f.write(commit)
+  names = sorted(os.listdir(source_dir)) + list(extra_files)
+  for i, name in enumerate(names):
+    blob = os.path.join(repo, "blobs", f"{i:040x}")
+    if name in extra_files:
+      with open(blob, "wb") as f:
+        f.write(b"bytes qmotto never reads")
+    else:
+      shutil.copy(os.path.join(source_dir, name), blob)
+    os.symlink(os.path.relpath(blob, snapshot), os.path.join(snapshot, name))
+  return snapshot

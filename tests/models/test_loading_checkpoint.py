@@ -160,11 +160,11 @@ def test_foreign_checkpoint_other_config(tmp_path):
 
 def test_params_not_matching_config(tmp_path):
   model = _model()
-  params = dict(model.params)
-  del params["layers_1"]
+  params = jax.tree.map(lambda x: x, model.params)
+  params["layers"] = {**params["layers"], "mlp": {k: v for k, v in params["layers"]["mlp"].items() if k != "up"}}
   bad = model.replace(params=params)
   save_checkpoint(tmp_path / "c", bad, step=0)
-  with pytest.raises(ValueError, match=r"parameters do not match the saved config: missing \['layers_1'\]\['attn'\]"):
+  with pytest.raises(ValueError, match=r"parameters do not match the saved config: missing \['layers'\]\['mlp'\]\['up'\]"):
     restore_checkpoint(tmp_path / "c")
 
 
@@ -244,10 +244,10 @@ def test_a_damaged_checkpoint_gives_one_clear_line(tmp_path, damage):
 def test_non_finite_weights_are_refused_as_in_hf_checkpoints(tmp_path, bad):
   model = _model()
   params = jax.tree.map(np.array, model.params)
-  params["layers_1"]["mlp"]["up"]["kernel"][3, 5] = bad
+  params["layers"]["mlp"]["up"]["kernel"][1, 3, 5] = bad
   path = str(tmp_path / "ckpt")
   save_checkpoint(path, model.replace(params=params), 0)
-  with pytest.raises(ValueError, match=r"tensor \"params\['layers_1'\]\['mlp'\]\['up'\]\['kernel'\]\" holds NaN or infinite"):
+  with pytest.raises(ValueError, match=r"tensor \"params\['layers'\]\['mlp'\]\['up'\]\['kernel'\]\" holds NaN or infinite"):
     load_model(path)
   with pytest.raises(ValueError, match="holds NaN or infinite"):
     restore_checkpoint(path)

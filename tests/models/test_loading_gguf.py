@@ -5,6 +5,7 @@ GGUF tokenizer on synthetic metadata; load_model dispatch errors."""
 import json
 
 import ml_dtypes
+import jax
 import numpy as np
 import pytest
 
@@ -143,7 +144,7 @@ def write_gguf(
 def _params_close(params, tensors, tie, atol=0.0):
   np.testing.assert_allclose(params["embed"]["embedding"], tensors["model.embed_tokens.weight"], atol=atol, rtol=0)
   for i in range(L):
-    p, lay = f"model.layers.{i}.", params[f"layers_{i}"]
+    p, lay = f"model.layers.{i}.", jax.tree.map(lambda x, i=i: x[i], params["layers"])
     for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
       np.testing.assert_allclose(lay["attn"][ours]["kernel"], tensors[p + f"self_attn.{theirs}.weight"].T, atol=atol, rtol=0)
       if p + f"self_attn.{theirs}.bias" in tensors:
@@ -191,7 +192,8 @@ def test_llama_f32_exact_and_matches_hf_path(tmp_path, tie):
       "rms_norm_eps": float(np.float32(1e-5)), "rope_theta": 5000.0, "max_position_embeddings": 512,
       "tie_word_embeddings": tie,
   }))
-  config, params, _ = load_hf_directory(hf)
+  hf_model, _ = load_hf_directory(hf)
+  config, params = hf_model.config, hf_model.params
   assert config == c
   tokens = np.random.default_rng(0).integers(0, V, size=(2, 7))
   np.testing.assert_array_equal(forward_logits(model, tokens), forward_logits((config, params), tokens))
@@ -210,7 +212,7 @@ def test_quantized_tensors(tmp_path, qtype, atol):
   t = next(t for t in reader.tensors if t.name == "blk.1.attn_k.weight")
   assert t.tensor_type == qtype
   expected = unpermute_qk(gguf.quants.dequantize(t.data, qtype), KV)
-  np.testing.assert_array_equal(model.params["layers_1"]["attn"]["k"]["kernel"], expected.T)
+  np.testing.assert_array_equal(model.params["layers"]["attn"]["k"]["kernel"][1], expected.T)
 
 
 def test_bf16_tensors(tmp_path):

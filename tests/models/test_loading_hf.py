@@ -6,6 +6,7 @@ import dataclasses
 import os
 
 import ml_dtypes
+import jax
 import numpy as np
 import pytest
 
@@ -70,12 +71,18 @@ def _write_dir(path, config, tensors, shards=1, dtype=None):
   return path
 
 
+def _load_dir(path, **kwargs):
+  """(config, params, tokenizer) of load_hf_directory."""
+  model, tokenizer = load_hf_directory(path, **kwargs)
+  return model.config, model.params, tokenizer
+
+
 def _check_mapping(params, tensors, config):
   assert params["embed"]["embedding"].shape == (V, D)
   np.testing.assert_array_equal(params["embed"]["embedding"], tensors["model.embed_tokens.weight"])
   np.testing.assert_array_equal(params["final_norm"]["scale"], tensors["model.norm.weight"])
   for i in range(L):
-    p, lay = f"model.layers.{i}.", params[f"layers_{i}"]
+    p, lay = f"model.layers.{i}.", jax.tree.map(lambda x, i=i: x[i], params["layers"])
     np.testing.assert_array_equal(lay["attn_norm"]["scale"], tensors[p + "input_layernorm.weight"])
     np.testing.assert_array_equal(lay["mlp_norm"]["scale"], tensors[p + "post_attention_layernorm.weight"])
     for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
@@ -90,7 +97,7 @@ def _check_mapping(params, tensors, config):
     assert "lm_head" not in params
   else:
     np.testing.assert_array_equal(params["lm_head"]["kernel"], tensors["lm_head.weight"].T)
-  assert set(params) == {"embed", "final_norm", *(f"layers_{i}" for i in range(L))} | (
+  assert set(params) == {"embed", "final_norm", "layers"} | (
       set() if config.tie_embeddings else {"lm_head"}
   )
 
@@ -103,7 +110,7 @@ def test_numpy_directory_weight_mapping(tmp_path, arch, tie, shards):
   qkv_bias = arch == "Qwen2ForCausalLM"
   tensors = _hf_tensors(qkv_bias=qkv_bias, tie=tie)
   path = _write_dir(tmp_path / "m", _hf_config(arch, tie), tensors, shards=shards)
-  config, params, tokenizer = load_hf_directory(path)
+  config, params, tokenizer = _load_dir(path)
   assert tokenizer is None
   assert (config.vocab_size, config.hidden_size, config.intermediate_size) == (V, D, F)
   assert (config.num_layers, config.num_heads, config.num_kv_heads, config.head_dim) == (L, H, KV, DH)
@@ -120,7 +127,7 @@ def test_numpy_directory_weight_mapping(tmp_path, arch, tie, shards):
 def test_half_precision_upcast(tmp_path, dtype):
   tensors = _hf_tensors()
   path = _write_dir(tmp_path / "m", _hf_config(), tensors, dtype=dtype)
-  config, params, _ = load_hf_directory(path, max_seq_len=64)
+  config, params, _ = _load_dir(path, max_seq_len=64)
   assert config.max_seq_len == 64
   rounded = {k: v.astype(dtype).astype(np.float32) for k, v in tensors.items()}
   _check_mapping(params, rounded, config)
@@ -130,7 +137,7 @@ def test_transformers5_rope_parameters_and_head_dim(tmp_path):
   config = _hf_config(rope_parameters={"rope_type": "default", "rope_theta": 1234.0}, head_dim=DH)
   del config["rope_theta"]
   path = _write_dir(tmp_path / "m", config, _hf_tensors())
-  cfg, _, _ = load_hf_directory(path)
+  cfg, _, _ = _load_dir(path)
   assert cfg.rope_theta == 1234.0 and cfg.head_dim == DH
 
 
@@ -198,7 +205,8 @@ def test_malformed_config(tmp_path):
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        ({"architectures": ["GPT2LMHeadModel"]}, r"unsupported architecture \['GPT2LMHeadModel'\]; supported: \['LlamaForCausalLM', 'Qwen2ForCausalLM'\]"),
+        ({"architectures": ["GPT2LMHeadModel"]}, r"unsupported architecture \['GPT2LMHeadModel'\]; supported: \['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'Gemma3ForCausalLM'\]"),
+        ({"architectures": ["Gemma3ForConditionalGeneration"]}, r"unsupported architecture \['Gemma3ForConditionalGeneration'\]"),
         ({"architectures": None, "model_type": "gpt2"}, "'architectures' is missing"),
         ({"hidden_size": None}, "required field 'hidden_size' is missing"),
         ({"num_hidden_layers": "2"}, "field 'num_hidden_layers' must be int"),
@@ -218,9 +226,12 @@ def test_bad_config_fields(tmp_path, overrides, match):
     load_hf_directory(path)
 
 
-def test_qwen2_sliding_window_rejected():
-  with pytest.raises(ValueError, match="use_sliding_window=true"):
-    hf_config_kwargs(_hf_config("Qwen2ForCausalLM", use_sliding_window=True))
+def test_qwen2_sliding_window_layers():
+  # Qwen2/3 slide only with use_sliding_window, on the layers from max_window_layers on.
+  kwargs = hf_config_kwargs(_hf_config("Qwen2ForCausalLM", use_sliding_window=True, sliding_window=8, max_window_layers=1))
+  assert kwargs["sliding_window"] == 8 and kwargs["layer_types"] == ("full_attention", "sliding_attention")
+  kwargs = hf_config_kwargs(_hf_config("Qwen2ForCausalLM", use_sliding_window=False, sliding_window=8))
+  assert kwargs["sliding_window"] is None and kwargs["layer_types"] is None
 
 
 def test_missing_tensor(tmp_path):
@@ -335,7 +346,7 @@ def test_against_transformers(tmp_path, arch, tie):
   torch = pytest.importorskip("torch")
   model = _torch_model(arch, tie)
   model.save_pretrained(tmp_path / "m", safe_serialization=True)
-  config, params, _ = load_hf_directory(tmp_path / "m")
+  config, params, _ = _load_dir(tmp_path / "m")
   assert config.tie_embeddings == tie and config.qkv_bias == (arch == "qwen2")
   assert config.rope_theta == 5000.0
 
@@ -363,7 +374,7 @@ def test_rope_scaling_against_transformers(tmp_path, scaling):
   torch = pytest.importorskip("torch")
   model = _torch_model("llama", False, seed=5, rope_scaling=scaling)
   model.save_pretrained(tmp_path / "m", safe_serialization=True)
-  config, params, _ = load_hf_directory(tmp_path / "m")
+  config, params, _ = _load_dir(tmp_path / "m")
   assert dict(config.rope_scaling) == {k: (v if k == "rope_type" else float(v)) for k, v in scaling.items()}
   tokens = np.random.default_rng(3).integers(0, V, size=(2, 40))
   with torch.no_grad():
@@ -380,7 +391,7 @@ def test_against_transformers_sharded_bf16(tmp_path):
   model = _torch_model("llama", False, seed=3).to(torch.bfloat16)
   model.save_pretrained(tmp_path / "m", safe_serialization=True, max_shard_size="40KB")
   assert os.path.isfile(tmp_path / "m" / "model.safetensors.index.json")
-  config, params, _ = load_hf_directory(tmp_path / "m")
+  config, params, _ = _load_dir(tmp_path / "m")
   state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
   _check_mapping(params, state, config)
   model = model.float()

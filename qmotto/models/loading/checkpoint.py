@@ -3,13 +3,19 @@
 Layout (orbax-checkpoint's CheckpointManager, one folder per step):
 
     path/<step>/params/   the parameter tree (orbax's standard pytree format)
-    path/<step>/config/   JSON: {"format": "qmotto.models.Model", "version": 1,
+    path/<step>/config/   JSON: {"format": "qmotto.models.Model", "version": 2,
                                  "config": {LlamaConfig fields}, "step": step}
     path/<step>/extra/    optional: any other pytree (e.g. optimizer state)
     path/<step>/metadata/ optional JSON: e.g. {"tokenizer": CharTokenizer.to_dict(),
                           "task": Task.to_dict()}; `load_model` rebuilds the tokenizer
 
 `restore_checkpoint(path)` resumes from the latest step.
+
+Version 2 stores the layers stacked (`params["layers"]`, one leading layer
+axis, as the model scans them). Version 1 checkpoints (one "layers_<i>"
+subtree per layer, qmotto before the scan over layers) still load: their
+layers are stacked on restore. Their optimizer state ("extra") cannot resume
+a run, since its tree is per layer too; that is refused with a message.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from qmotto.models import partitioning
 from qmotto.models.llama import LlamaConfig
 from qmotto.models.llama import Model
 from qmotto.models.llama import param_shapes
@@ -33,7 +40,8 @@ from qmotto.models.loading import _common
 from qmotto.utils import numbers
 
 FORMAT = "qmotto.models.Model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_PER_LAYER_VERSION = 1  # "layers_<i>" subtrees, stacked on restore.
 
 
 class RestoredCheckpoint(NamedTuple):
@@ -197,7 +205,12 @@ def _check_finite(params, where: str) -> None:
 
 
 def restore_checkpoint(
-    path: str | os.PathLike, step: int | None = None, *, extra_target: Any = None
+    path: str | os.PathLike,
+    step: int | None = None,
+    *,
+    extra_target: Any = None,
+    param_dtype: str | None = None,
+    mesh=None,
 ) -> RestoredCheckpoint:
   """Restores a checkpoint written by `save_checkpoint` (default: the latest step).
 
@@ -208,6 +221,9 @@ def restore_checkpoint(
       structure of the "extra" item (e.g. an optax state, so that its
       NamedTuples come back); without it, the extra item comes back as nested
       dicts/lists.
+    param_dtype: the dtype to hold the weights in (default: as saved).
+    mesh: optional ("data", "model") mesh: the weights are restored sharded
+      (`qmotto.models.partitioning`), each device reading its own block.
 
   Returns:
     RestoredCheckpoint(model, step, extra, metadata).
@@ -243,15 +259,38 @@ def restore_checkpoint(
       ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
       raise ValueError(f"{step_dir}: not a qmotto model checkpoint (config format is not {FORMAT!r}).")
-    if meta.get("version") != FORMAT_VERSION:
-      raise ValueError(f"{step_dir}: unsupported checkpoint version {meta.get('version')!r}.")
+    version = meta.get("version")
+    if version not in (_PER_LAYER_VERSION, FORMAT_VERSION):
+      raise ValueError(
+          f"{step_dir}: unsupported checkpoint version {version!r} (this qmotto reads versions "
+          f"{_PER_LAYER_VERSION} and {FORMAT_VERSION})."
+      )
     try:
       config = LlamaConfig(**meta["config"])
     except (KeyError, TypeError, ValueError) as e:
       raise ValueError(f"{step_dir}: saved config is invalid: {e}") from e
+    if param_dtype is not None:
+      config = dataclasses.replace(config, param_dtype=param_dtype)
 
-    items = {"params": ocp.args.StandardRestore()}
+    per_layer = version == _PER_LAYER_VERSION
+    if per_layer or mesh is None:
+      items = {"params": ocp.args.StandardRestore()}
+    else:  # Each device reads its own block of every weight.
+      shardings = partitioning.param_shardings(config, mesh)
+      saved_dtype = jax.numpy.dtype(meta["config"].get("param_dtype", "float32"))
+      target = jax.tree.map(
+          lambda shape, s: jax.ShapeDtypeStruct(shape, saved_dtype, sharding=s),
+          param_shapes(config), shardings, is_leaf=lambda x: isinstance(x, tuple),
+      )
+      items = {"params": ocp.args.StandardRestore(target)}
     has_extra = os.path.isdir(os.path.join(step_dir, "extra"))
+    if has_extra and per_layer and extra_target is not None:
+      raise ValueError(
+          f"{step_dir}: a version-{_PER_LAYER_VERSION} checkpoint (one parameter tree per layer, written "
+          "before qmotto scanned its layers): its model loads, with the layers stacked, but its "
+          "optimizer state cannot resume this run. Start the run in a new directory from this "
+          "checkpoint's model instead."
+      )
     if has_extra:
       items["extra"] = ocp.args.StandardRestore(extra_target)
     has_metadata = os.path.isdir(os.path.join(step_dir, "metadata"))
@@ -268,8 +307,25 @@ def restore_checkpoint(
           f"({type(e).__name__}: {_first_line(e)}){hint}."
       ) from None
   params = restored.params
+  if per_layer:
+    params = stack_layers(params, config.num_layers)
   _check_tree(params, config, step_dir)
   _check_finite(params, step_dir)
+  params = jax.tree.map(lambda x: x.astype(config.weight_dtype), params)
+  if mesh is not None and per_layer:
+    params = jax.tree.map(jax.device_put, params, partitioning.param_shardings(config, mesh))
   extra = restored.extra if has_extra else None
   metadata = restored.metadata if has_metadata else None
-  return RestoredCheckpoint(model=Model(config=config, params=params), step=step, extra=extra, metadata=metadata)
+  return RestoredCheckpoint(
+      model=Model(config=config, params=params, mesh=mesh), step=step, extra=extra, metadata=metadata
+  )
+
+
+def stack_layers(params: dict, num_layers: int) -> dict:
+  """A version-1 parameter tree ("layers_0" ... "layers_<L-1>") with its layers stacked as "layers"."""
+  names = [f"layers_{i}" for i in range(num_layers)]
+  if not all(name in params for name in names):
+    return params  # not per-layer; _check_tree names what is wrong.
+  stacked = jax.tree.map(lambda *layers: np.stack([np.asarray(x) for x in layers]), *(params[n] for n in names))
+  rest = {k: v for k, v in params.items() if k not in names}
+  return {**rest, "layers": stacked}

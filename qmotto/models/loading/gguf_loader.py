@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from qmotto.models import llama
+from qmotto.models import partitioning
 from qmotto.models.loading import _common
 from qmotto.models.loading.tokenizer import Tokenizer
 
@@ -208,19 +210,34 @@ def dequantize_tensor(tensor, source: str) -> np.ndarray:
   return out
 
 
-def load_gguf_raw(
+def load_gguf(
     path: str | os.PathLike,
     *,
     max_seq_len: int | None = None,
     dtype: str = "float32",
+    param_dtype: str = "float32",
+    mesh=None,
     load_tokenizer: bool = True,
-) -> tuple[dict, dict, Tokenizer | None]:
-  """(config_kwargs, float32 numpy params, Tokenizer or None) from a GGUF file."""
+):
+  """Loads a GGUF file.
+
+  Args:
+    path: the .gguf file.
+    max_seq_len: the model's position limit (default: {arch}.context_length).
+    dtype: compute dtype of the config.
+    param_dtype: the dtype the (dequantized) weights are stored in.
+    mesh: optional ("data", "model") mesh: the weights are placed sharded
+      (`qmotto.models.partitioning`).
+    load_tokenizer: also build the Tokenizer from the file's metadata.
+
+  Returns:
+    (qmotto.models.Model, Tokenizer or None).
+  """
   source = os.fspath(path)
   reader, metadata = open_gguf(path)
   file_shapes = {t.name: tuple(int(d) for d in reversed(t.shape.tolist())) for t in reader.tensors}
   kwargs = gguf_config_kwargs(metadata, file_shapes, source, max_seq_len=max_seq_len, dtype=dtype)
-  config = _common.make_config(kwargs, source)
+  config = _common.make_config({**kwargs, "param_dtype": param_dtype}, source)
   permuted = metadata["general.architecture"] in _PERMUTED_ARCHITECTURES
   tokenizer = None
   if load_tokenizer:  # Before the dequantization, so that a bad tokenizer fails fast.
@@ -251,29 +268,6 @@ def load_gguf_raw(
     elif permuted and hf_name.endswith(("k_proj.weight", "k_proj.bias")):
       w = unpermute_qk(w, config.num_kv_heads)
     arrays[hf_name] = w
-  params = _common.hf_tensors_to_params(config, arrays, source, name_map=name_map)
-  return kwargs, params, tokenizer
-
-
-def load_gguf(
-    path: str | os.PathLike,
-    *,
-    max_seq_len: int | None = None,
-    dtype: str = "float32",
-    load_tokenizer: bool = True,
-):
-  """Loads a GGUF file.
-
-  Args:
-    path: the .gguf file.
-    max_seq_len: the model's position limit (default: {arch}.context_length).
-    dtype: compute dtype of the config; parameters are float32 (dequantized).
-    load_tokenizer: also build the Tokenizer from the file's metadata.
-
-  Returns:
-    (qmotto.models.Model, Tokenizer or None).
-  """
-  kwargs, params, tokenizer = load_gguf_raw(
-      path, max_seq_len=max_seq_len, dtype=dtype, load_tokenizer=load_tokenizer
-  )
-  return _common.to_model(_common.make_config(kwargs, os.fspath(path)), params), tokenizer
+  shardings = None if mesh is None else partitioning.param_shardings(config, mesh)
+  params = _common.load_params(config, arrays, source, name_map=name_map, shardings=shardings)
+  return llama.Model(config=config, params=params, mesh=mesh), tokenizer

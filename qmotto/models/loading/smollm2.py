@@ -49,13 +49,15 @@ def smollm2_available() -> bool:
   return True
 
 
-def load_smollm2(*, max_seq_len: int | None = None, dtype: str = "float32"):
-  """(Model, Tokenizer) for SmolLM2-135M-Instruct (weights dequantized to float32).
+def load_smollm2(*, max_seq_len: int | None = None, dtype: str = "float32", param_dtype: str = "float32", mesh=None):
+  """(Model, Tokenizer) for SmolLM2-135M-Instruct (weights dequantized, stored in `param_dtype`).
 
   Args:
     max_seq_len: the model's position limit (default 8192, its context length).
     dtype: compute dtype of the config.
+    param_dtype: the dtype the weights are stored in.
+    mesh: optional ("data", "model") mesh to shard the weights over.
   """
   from qmotto.models.loading.gguf_loader import load_gguf  # pylint: disable=g-import-not-at-top
 
-  return load_gguf(smollm2_gguf_path(), max_seq_len=max_seq_len, dtype=dtype)
+  return load_gguf(smollm2_gguf_path(), max_seq_len=max_seq_len, dtype=dtype, param_dtype=param_dtype, mesh=mesh)
