@@ -57,6 +57,14 @@ bit for bit (token-mode samplers, sobol and iid, change a token only when a
 uniform lies within rounding of a bin edge, and matched in the tests). A
 model-agnostic `logits_fn` whose rows do not depend on the batch (a table, a
 row-wise function) is bit-identical with any group_batch.
+
+With a "model" axis larger than 1, each forward pass sums partial results
+over the model devices (an all-reduce), and the order of that sum depends on
+the collectives: in one process XLA's own, across processes (after
+`initialize_distributed`) gloo's on CPUs. So code-mode samples of a
+multi-process job equal those of a one-process *distributed* job, not of a
+plain process (`tests/decode/test_multiprocess.py`); with model = 1 they
+equal a plain process too.
 """
 
 from __future__ import annotations

@@ -363,6 +363,9 @@ def rope_inv_freq(config: LlamaConfig, local: bool = False) -> np.ndarray:
   return np.asarray(inv_freq, np.float32)
 
 
+# Models of at most this many layers run their layers unrolled (see Llama).
+UNROLL_UP_TO = 4
+
 # A window no sequence reaches: full attention as a sliding window, so that
 # every layer of the scan runs the same program.
 _FULL_WINDOW = np.iinfo(np.int32).max
@@ -628,6 +631,10 @@ class Llama(nn.Module):
         split_rngs={"params": True},
         in_axes=(0, nn.broadcast),
         length=cfg.num_layers,
+        # Shallow models are unrolled: no loop overhead per step, and their
+        # compile time is small anyway; deep ones keep one loop body, so
+        # that compile time does not grow with depth.
+        unroll=cfg.num_layers if cfg.num_layers <= UNROLL_UP_TO else 1,
     )(cfg, name="layers")
     layer_inputs = (jnp.arange(cfg.num_layers, dtype=jnp.int32), jnp.asarray(windows), jnp.asarray(inv_freq))
     (x, cache), _ = layers((x, cache), layer_inputs, positions)  # [B, T, D]
