@@ -23,7 +23,7 @@ batch of prompts and samples) lie over "data".
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import numpy as np
@@ -247,10 +247,3 @@ def weight_bytes_per_device(config: llama.LlamaConfig, mesh: Mesh) -> int:
   ):
     total += int(np.prod(NamedSharding(mesh, spec).shard_shape(shape))) * itemsize
   return total
-
-
-def describe(value: Any) -> str:
-  """A one-line summary of an array's sharding, for logs: 'bfloat16[32, 4096] over P(None, model)'."""
-  sharding = getattr(value, "sharding", None)
-  spec = getattr(sharding, "spec", None)
-  return f"{value.dtype}{list(value.shape)}" + (f" over {spec}" if spec is not None else "")

@@ -6,8 +6,6 @@ is fixed when JAX starts; it compares 8 devices with 1 and with the plain
 single-device functions.
 """
 
-import json
-
 import jax
 import numpy as np
 import pytest
