@@ -13,8 +13,8 @@ What one device holds during `generate` (the layout of
   prompt cache    [L, P, KV, Lp, Dh] keys and values of the prefill (alive
                   while it is widened)
   sample cache    [L, P*k, KV, S, Dh] keys and values, S = min(Lp + N - 1, max_seq_len)
-  logits          float32 [P*k, V] of a decode step and [P, Lp, V]-free prefill
-                  logits [P, V] (only the last prompt position is projected)
+  logits          float32 [P*k, V] of a decode step (the prefill projects only
+                  each prompt's last position, [P, V], smaller)
   outputs         tokens int32 and logprobs float32 [P, k, N]
 
 P prompts split over "data"; the key/value heads over "model" when M divides

@@ -101,8 +101,6 @@ def load_config(
   arguments as `load_model` (a hub id downloads the repository's files
   into the Hugging Face cache, which `load_model` then reuses).
   """
-  import json  # pylint: disable=g-import-not-at-top
-
   from qmotto.models.loading import _common  # pylint: disable=g-import-not-at-top
   from qmotto.models.loading import gguf_loader  # pylint: disable=g-import-not-at-top
   from qmotto.models.loading import hf  # pylint: disable=g-import-not-at-top
@@ -120,11 +118,7 @@ def load_config(
       text = hub.download_model(text)
   config_file = os.path.join(text, "config.json")
   if os.path.isfile(config_file):
-    with open(config_file, encoding="utf-8") as f:
-      try:
-        raw = json.load(f)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{config_file}: malformed config.json (not valid JSON: {e}).") from e
+    raw = hf.read_json(config_file, "config.json")
     kwargs = hf.hf_config_kwargs(raw, config_file, param_dtype=param_dtype, **options)
     return _common.make_config(kwargs, config_file)
   if text.lower().endswith(".gguf") and os.path.isfile(text):

@@ -34,7 +34,8 @@ ROPE_SCALING_FIELDS = llama.ROPE_SCALING_FIELDS
 _ACTIVATIONS = {"silu": "silu", "gelu_pytorch_tanh": "gelu_tanh"}
 
 
-def _read_json(path: str, what: str) -> Any:
+def read_json(path: str, what: str) -> Any:
+  """A JSON file's contents; ValueError naming the file if it is unreadable or malformed."""
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
@@ -248,7 +249,7 @@ def hf_config_kwargs(
 def _safetensors_files(path: str) -> list[str]:
   index_file = os.path.join(path, "model.safetensors.index.json")
   if os.path.isfile(index_file):
-    index = _read_json(index_file, "safetensors index")
+    index = read_json(index_file, "safetensors index")
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
       raise ValueError(f"{index_file}: field 'weight_map' is missing or empty.")
@@ -324,12 +325,6 @@ class _CheckedSlice:
       raise ValueError(f"{self._file}: cannot read safetensors file: {e}") from e
 
 
-def read_safetensors(files: list[str]) -> dict[str, np.ndarray]:
-  """All tensors of the given safetensors files, by name, as numpy arrays (native dtype)."""
-  with open_safetensors(files) as (slices, _):
-    return {name: np.asarray(value[tuple(slice(None) for _ in value.shape)]) for name, value in slices.items()}
-
-
 def load_hf_directory(
     path: str | os.PathLike,
     *,
@@ -358,7 +353,7 @@ def load_hf_directory(
   config_file = os.path.join(path, "config.json")
   if not os.path.isfile(config_file):
     raise ValueError(f"{path}: config.json is missing (not a Hugging Face model directory).")
-  hf_config = _read_json(config_file, "config.json")
+  hf_config = read_json(config_file, "config.json")
   kwargs = hf_config_kwargs(hf_config, config_file, max_seq_len=max_seq_len, dtype=dtype, param_dtype=param_dtype)
   config = _common.make_config(kwargs, config_file)
   shardings = None if mesh is None else partitioning.param_shardings(config, mesh)
