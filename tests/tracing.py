@@ -33,3 +33,35 @@ def count_traces():
     yield counts
   finally:
     jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def _sub_jaxprs(params: dict):
+  for value in params.values():
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+      if isinstance(item, jax.extend.core.ClosedJaxpr):
+        yield item.jaxpr
+      elif isinstance(item, jax.extend.core.Jaxpr):
+        yield item
+
+
+def loop_body_primitives(fn, *args) -> collections.Counter:
+  """The primitives in the body of every `while_loop` of `fn(*args)`'s jaxpr, nested calls included.
+
+  What a decode loop does per step, counted without compiling: a test can
+  assert that work which does not depend on the step stays outside the
+  loop.
+  """
+  counts = collections.Counter()
+
+  def walk(jaxpr, inside: bool) -> None:
+    for eqn in jaxpr.eqns:
+      if eqn.primitive.name == "while":
+        walk(eqn.params["body_jaxpr"].jaxpr, True)
+        continue
+      if inside:
+        counts[eqn.primitive.name] += 1
+      for sub in _sub_jaxprs(eqn.params):
+        walk(sub, inside)
+
+  walk(jax.make_jaxpr(fn)(*args).jaxpr, False)
+  return counts

@@ -9,12 +9,15 @@ exactly the tokens of `sample_sequences_batched` with the same key and
 sampler, and every sample is an exact draw from the model.
 
 Layout: prompts are right-padded, int32[P, Lp] with lengths int32[P]. Each
-prompt is prefilled once (batch P, a cache of Lp slots). The cache is then
-widened to S = min(Lp + max_new_tokens - 1, max_seq_len) slots and repeated
-to the P * k sample rows (row p * k + i is sample i of prompt p). One jitted
+prompt is prefilled once (batch P, a cache of Lp slots), and that cache stays
+the only copy of the prompt: the k samples of prompt p (rows p * k + i) keep
+their own generated tokens in a cache of Ns = N - 1 slots, and attend to both
+by cascade attention (`qmotto.models.GroupCache`), which reads a prompt's
+keys and values once per decode step for its whole group. One jitted
 `lax.while_loop` then feeds each sample's last token at position
-len_p + t - 1 and samples token t; slot = position (see `qmotto.models.llama`),
-so the prompt padding needs no mask of its own.
+len_p + t - 1 and samples token t. Everything a step needs that does not
+depend on the logits (the group's point words, its rotation words) is made
+before the loop.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ class GenerateState:
     lengths: int32[P, k].
     done: bool[P, k] the sample has emitted EOS.
     codes: uint32[P, k] carried coordinates (code mode).
-    cache: the KV cache, [L, R, KV, S, Dh] per tensor.
+    cache: the GroupCache: each prompt's cache [L, P, KV, Lp, Dh] and the
+      samples' [L, R, KV, Ns, Dh] per tensor.
     invalid: bool[] some logits row had a NaN or only -inf.
   """
 
@@ -82,7 +86,7 @@ class GenerateState:
   lengths: jax.Array
   done: jax.Array
   codes: jax.Array
-  cache: llama.KVCache
+  cache: llama.GroupCache
   invalid: jax.Array
 
 
@@ -108,7 +112,6 @@ def generate_groups(
   num_prompts, prompt_len = prompts.shape
   k, n = num_samples, max_new_tokens
   rows = num_prompts * k
-  cache_len = min(prompt_len + max_new_tokens - 1, model.config.max_seq_len)
 
   # Prefill each prompt once: batch P, a cache of Lp slots, logits at the last real token.
   positions = jnp.broadcast_to(jnp.arange(prompt_len, dtype=jnp.int32), prompts.shape)  # [P, Lp]
@@ -120,22 +123,21 @@ def generate_groups(
   logits, prompt_cache = model.apply(prompts, positions, prompt_cache, prompt_lengths - 1)  # [P, 1, V]
   logits = jnp.broadcast_to(logits, (num_prompts, k, logits.shape[-1]))  # [P, k, V]
 
-  # Widen to S slots and repeat each prompt's cache for its k samples: row p * k + i.
-  def widen(x):  # [L, P, KV, Lp, Dh] -> [L, P * k, KV, S, Dh]
-    x = jnp.repeat(x, k, axis=1)  # [L, P * k, KV, Lp, Dh]
-    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, cache_len - prompt_len), (0, 0)))
-
-  cache = partitioning.constrain_cache(jax.tree.map(widen, prompt_cache), model)  # heads over "model"
+  # The prompt stays once per prompt; each sample caches the N - 1 tokens it feeds back.
+  cache = partitioning.constrain_cache(
+      llama.init_group_cache(model.config, prompt_cache, prompt_lengths, k, max(n - 1, 1)), model
+  )  # prompt [L, P, KV, Lp, Dh], samples [L, P * k, KV, Ns, Dh]
   row_lengths = jnp.repeat(prompt_lengths, k)  # [P * k]
 
   # The group's uniforms, exactly as in qmotto.decode.sample_sequences_batched.
   sample_ids = jnp.arange(k, dtype=jnp.uint32)
   points_keys, rotation_keys = coupling.group_keys(key, group_ids)
   words = coupling.initial_words(options.sampler, points_keys, k, n, sample_ids)  # [P, k, s]
+  rotations = coupling.step_rotations(options.sampler, rotation_keys, n)  # [P, N]
 
   def sample(state: GenerateState, logits: jax.Array) -> GenerateState:
     t = state.step
-    rotation = coupling.rotation_words(rotation_keys, t)  # [P]
+    rotation = jax.lax.dynamic_index_in_dim(rotations, t, axis=1, keepdims=False)  # [P]
     tokens, codes, invalid, logp = coupling.coupled_step(
         options, logits, words, state.codes, rotation, t
     )  # [P, k], [P, k], [], [P, k]

@@ -71,6 +71,7 @@ def sample_groups(
   num_groups, n = group_ids.shape[0], sample_ids.shape[0]
   points_keys, rotation_keys = coupling.group_keys(key, group_ids)
   words = coupling.initial_words(options.sampler, points_keys, num_samples, length, sample_ids)  # [G, n, s]
+  rotations = coupling.step_rotations(options.sampler, rotation_keys, length)  # [G, length]
   state = DecodeState(
       step=jnp.int32(0),
       tokens=jnp.full((num_groups, n, length), pad_id, jnp.int32),
@@ -84,7 +85,7 @@ def sample_groups(
     # compile time takes far longer than computing them.
     logits = jax.lax.optimization_barrier(logits_fn(state.tokens, state.step))
     logit_checks.check_logits_array(logits, LOGITS_SOURCE[0], (num_groups, n))
-    rotation = coupling.rotation_words(rotation_keys, state.step)  # [G]
+    rotation = jax.lax.dynamic_index_in_dim(rotations, state.step, axis=1, keepdims=False)  # [G]
     tokens, codes, invalid, _ = coupling.coupled_step(options, logits, words, state.codes, rotation, state.step)
     return DecodeState(
         step=state.step + 1,

@@ -10,9 +10,10 @@ What one device holds during `generate` (the layout of
 `qmotto.sharding.GroupSharding` lay it out):
 
   weights         every parameter's block (`partitioning.weight_bytes_per_device`)
-  prompt cache    [L, P, KV, Lp, Dh] keys and values of the prefill (alive
-                  while it is widened)
-  sample cache    [L, P*k, KV, S, Dh] keys and values, S = min(Lp + N - 1, max_seq_len)
+  prompt cache    [L, P, KV, Lp, Dh] keys and values of the prompts, once per
+                  prompt (cascade attention reads it for the whole group)
+  sample cache    [L, P*k, KV, Ns, Dh] keys and values of the generated
+                  tokens, Ns = max(N - 1, 1)
   logits          float32 [P*k, V] of a decode step (the prefill projects only
                   each prompt's last position, [P, V], smaller)
   outputs         tokens int32 and logprobs float32 [P, k, N]
@@ -48,8 +49,8 @@ class MemoryPlan:
   Attributes:
     mesh_shape: {"data": D, "model": M}.
     weights: parameter bytes per device.
-    prompt_cache: bytes of the prefill's KV cache per device.
-    sample_cache: bytes of the decode KV cache per device.
+    prompt_cache: bytes of the prompts' KV cache per device (one copy per prompt).
+    sample_cache: bytes of the samples' KV cache (their generated tokens) per device.
     logits: bytes of float32 logits per device (a decode step's).
     outputs: bytes of the sampled tokens and logprobs per device.
     activations: an estimate of one layer's largest temporaries per device.
@@ -157,7 +158,7 @@ def plan_memory(
   cache = partitioning.cache_spec(config, mesh)  # [L, rows, KV, S, Dh]
   dtype = config.compute_dtype
   l, kv, dh = config.num_layers, config.num_kv_heads, config.head_dim
-  s = min(lp + n - 1, config.max_seq_len)
+  s = max(n - 1, 1)
   rows = jax.sharding.PartitionSpec(partitioning.DATA_AXIS)
   m = partitioning.model_parallelism(mesh)
   per_row_width = math.ceil(config.intermediate_size / m) + math.ceil(config.num_heads * dh / m)

@@ -7,8 +7,9 @@ soft caps): RMSNorm, rotary embeddings in Hugging Face's "rotate_half"
 (non-interleaved) convention, grouped-query attention, a gated MLP, tied or
 untied embeddings.
 
-The layers run as one `nn.scan` over stacked weights, so the compiled program
-holds one layer whatever the depth. Parameter tree (checkpoint loaders in
+The layers run as one `jax.lax.scan` over stacked weights (one Block applied
+to each layer's slice), so the compiled program holds one layer whatever the
+depth. Parameter tree (checkpoint loaders in
 `qmotto.models.loading` rely on it; see `param_shapes`):
 
   {"embed": {"embedding": [V, D]},
@@ -47,6 +48,11 @@ before they are overwritten, because decoding writes the token at position
 len_b into slot len_b before it attends. Causality by position is therefore
 the only mask needed, for prefill, decoding and padding alike. Logits at
 padding positions are meaningless and are to be ignored by the caller.
+
+Groups of samples of one prompt decode with a `GroupCache`: the prompt's
+cache once per prompt beside each sample's cache of generated tokens, read
+by cascade attention (`_group_attention`), so a decode step reads a prompt's
+keys and values once for the whole group.
 """
 
 from __future__ import annotations
@@ -290,6 +296,55 @@ class KVCache:
     return self.k.shape[1]
 
 
+@flax.struct.dataclass
+class GroupCache:
+  """The cache of groups of samples that continue one shared prompt each.
+
+  Cascade ("bifurcated") attention, as in Hydragen and FlashInfer: the
+  prompt's keys and values are stored once per prompt, each sample holds only
+  the tokens it generated, and a query attends to both, the two partial
+  softmaxes merged exactly by their log-sum-exp. Row r of the batch is sample
+  r % n of prompt r // n (n = rows per prompt, B = P * n), as `generate`
+  lays its samples out. A decode step thus reads each prompt's cache once
+  for its whole group, not once per sample, and the cache holds one copy.
+
+  Attributes:
+    prompt: KVCache [L, P, KV, Lp, Dh], the prompts' keys and values (slot j
+      = position j); slots at or past a prompt's length are never attended.
+    prompt_lengths: int32[P] real tokens of each prompt.
+    samples: KVCache [L, B, KV, Ns, Dh], the generated tokens: slot i of row
+      r holds position prompt_lengths[r // n] + i.
+  """
+
+  prompt: KVCache
+  prompt_lengths: jax.Array
+  samples: KVCache
+
+  @property
+  def num_prompts(self) -> int:
+    return self.prompt.batch_size
+
+  @property
+  def batch_size(self) -> int:
+    return self.samples.batch_size
+
+
+def init_group_cache(
+    config: LlamaConfig, prompt: KVCache, prompt_lengths: jax.Array, samples_per_prompt: int, max_len: int
+) -> GroupCache:
+  """A GroupCache over a prefilled prompt cache, with empty sample caches of `max_len` slots.
+
+  Args:
+    config: the model config.
+    prompt: the prefill's KVCache [L, P, KV, Lp, Dh].
+    prompt_lengths: int[P] real tokens of each prompt.
+    samples_per_prompt: n, rows per prompt.
+    max_len: Ns, slots per sample (the tokens a sample feeds back).
+  """
+  samples = init_cache(config, prompt.batch_size * samples_per_prompt, max_len)  # [L, P*n, KV, Ns, Dh]
+  return GroupCache(prompt=prompt, prompt_lengths=jnp.asarray(prompt_lengths, jnp.int32), samples=samples)
+
+
 def init_cache(config: LlamaConfig, batch_size: int, max_len: int) -> KVCache:
   """An all-zero KVCache for `batch_size` rows of `max_len` slots."""
   batch_size = numbers.check_int("batch_size", batch_size, minimum=1)
@@ -459,17 +514,18 @@ class Attention(nn.Module):
       self,
       x: jax.Array,
       positions: jax.Array,
-      cache: KVCache | None,
+      cache: KVCache | GroupCache | None,
       layer: jax.Array,
       window: jax.Array,
       inv_freq: jax.Array,
-  ) -> tuple[jax.Array, KVCache | None]:
+  ) -> tuple[jax.Array, KVCache | GroupCache | None]:
     """One layer's attention.
 
     Args:
       x: [B, T, D].
       positions: int32[B, T].
-      cache: None, or the KVCache of every layer [L, B, KV, S, Dh].
+      cache: None, the KVCache of every layer [L, B, KV, S, Dh], or a
+        GroupCache (prompt once per group; see `_group_attention`).
       layer: int32[] this layer's index into the cache.
       window: int32[] this layer's sliding window (see `layer_constants`).
       inv_freq: float32[Dh / 2] this layer's rotary frequencies.
@@ -491,20 +547,15 @@ class Attention(nn.Module):
     q = apply_rope(q, positions, inv_freq)  # [B, T, H, Dh]
     k = apply_rope(k, positions, inv_freq)  # [B, T, KV, Dh]
 
+    scale = dh**-0.5 if cfg.query_pre_attn_scalar is None else cfg.query_pre_attn_scalar**-0.5
+    if isinstance(cache, GroupCache):
+      out, cache = _group_attention(cfg, q, k, v, positions, cache, layer, window, np.float32(scale))
+      return _dense(cfg, cfg.hidden_size, "o")(out.reshape(b, t, h * dh)), cache  # [B, T, D]
     if cache is None:
       keys, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)  # [B, KV, S=T, Dh]
       key_positions = positions  # [B, S]
     else:
-      rows = jnp.arange(b)[:, None]  # [B, 1]
-      # Slot = position; out-of-range positions are dropped (the caller checks
-      # bounds). The index arrays (layer, rows, positions) are split by the KV
-      # slice, so the updated block is [B, T, KV, Dh], the layout of k and v.
-      # The cache rides in the scan's carry, so this writes T slots in place
-      # rather than copying a layer's cache.
-      cache = KVCache(
-          k=cache.k.at[layer, rows, :, positions].set(k.astype(cache.k.dtype), mode="drop"),  # [L, B, KV, S, Dh]
-          v=cache.v.at[layer, rows, :, positions].set(v.astype(cache.v.dtype), mode="drop"),  # [L, B, KV, S, Dh]
-      )
+      cache = _write(cache, layer, positions, k, v)  # slot = position.
       keys, values = cache.k[layer], cache.v[layer]  # [B, KV, S, Dh]
       key_positions = jnp.arange(keys.shape[2])[None, :]  # [1, S]
 
@@ -512,7 +563,6 @@ class Attention(nn.Module):
     scores = jnp.einsum(
         "btkgd,bksd->bkgts", q, keys.astype(dtype), preferred_element_type=jnp.float32
     )  # [B, KV, G, T, S] float32
-    scale = dh**-0.5 if cfg.query_pre_attn_scalar is None else cfg.query_pre_attn_scalar**-0.5
     scores = _softcap(scores * np.float32(scale), cfg.attn_logit_softcap)
     offset = positions[:, :, None] - key_positions[:, None, :]  # [B, T, S]: query minus key position.
     visible = (offset >= 0) & (offset < window)  # [B, T, S]
@@ -521,6 +571,122 @@ class Attention(nn.Module):
     out = jnp.einsum("bkgts,bksd->btkgd", probs, values.astype(dtype))  # [B, T, KV, G, Dh]
     out = out.reshape(b, t, h * dh)  # [B, T, H*Dh]
     return _dense(cfg, cfg.hidden_size, "o")(out), cache  # [B, T, D]
+
+
+def _write(cache: KVCache, layer: jax.Array, slots: jax.Array, k: jax.Array, v: jax.Array) -> KVCache:
+  """The cache with layer `layer`'s slots[b, t] of row b set to k/v [B, T, KV, Dh].
+
+  Out-of-range slots are dropped (the caller checks bounds). The index
+  arrays (layer, rows, slots) are split by the KV slice, so the updated
+  block is [B, T, KV, Dh], the layout of k and v. The cache rides in the
+  layer scan's carry, so this writes T slots in place rather than copying a
+  layer's cache.
+  """
+  rows = jnp.arange(k.shape[0])[:, None]  # [B, 1]
+  return KVCache(
+      k=cache.k.at[layer, rows, :, slots].set(k.astype(cache.k.dtype), mode="drop"),  # [L, B, KV, S, Dh]
+      v=cache.v.at[layer, rows, :, slots].set(v.astype(cache.v.dtype), mode="drop"),  # [L, B, KV, S, Dh]
+  )
+
+
+def _partial_softmax(scores: jax.Array, visible: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """One part of a softmax over keys split in parts: (exp(scores - m), m, l) over the last axis.
+
+  Masked scores get a finite -1e30, so a part whose keys are all masked has
+  m = -1e30 and drops out of the merge (its weight exp(m - max m) is 0),
+  provided another part has a visible key.
+
+  Returns:
+    (float32[..., S] unnormalised probabilities, m float32[...] the max,
+    l float32[...] the sum of the probabilities).
+  """
+  scores = jnp.where(visible, scores, _MASK_VALUE)
+  m = jnp.max(scores, axis=-1)
+  e = jnp.exp(scores - m[..., None])
+  return e, m, jnp.sum(e, axis=-1)
+
+
+def _group_attention(
+    cfg: LlamaConfig,
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    positions: jax.Array,
+    cache: GroupCache,
+    layer: jax.Array,
+    window: jax.Array,
+    scale: np.float32,
+) -> tuple[jax.Array, GroupCache]:
+  """Cascade attention: each query attends to its prompt's cache (once per group) and its own.
+
+  The prompt part is one matmul per (prompt, key/value head) with all n
+  samples' queries stacked (n * T * G rows against Lp keys), so the prompt's
+  keys and values are read once per group; the sample part is the usual
+  per-row attention over the generated tokens. The two partial softmaxes
+  (max m, sum l, unnormalised output o) are merged exactly:
+  out = (o1 e^{m1 - m} + o2 e^{m2 - m}) / (l1 e^{m1 - m} + l2 e^{m2 - m}),
+  m = max(m1, m2).
+
+  Args:
+    cfg: the config.
+    q: [B, T, H, Dh] rotated queries; k, v: [B, T, KV, Dh] rotated keys, values.
+    positions: int32[B, T], all at or past the row's prompt length.
+    cache: the GroupCache; the new keys and values go to the sample slots
+      positions - prompt length.
+    layer, window: this layer's index and sliding window.
+    scale: the score scale.
+
+  Returns:
+    ([B, T, H, Dh] in the compute dtype, the cache with this layer's tokens written).
+  """
+  dtype = cfg.compute_dtype
+  b, t, h, dh = q.shape
+  kv = cfg.num_kv_heads
+  g = h // kv
+  p = cache.num_prompts
+  n = b // p
+  row_prompt_lengths = jnp.repeat(cache.prompt_lengths, n, total_repeat_length=b)  # [B]
+  samples = _write(cache.samples, layer, positions - row_prompt_lengths[:, None], k, v)
+  cache = cache.replace(samples=samples)
+
+  # The prompt part: keys [P, KV, Lp, Dh], every sample of the group at once.
+  prompt_keys, prompt_values = cache.prompt.k[layer], cache.prompt.v[layer]  # [P, KV, Lp, Dh]
+  q_groups = q.reshape(p, n, t, kv, g, dh)  # [P, n, T, KV, G, Dh]
+  scores = jnp.einsum(
+      "pntkgd,pksd->pkntgs", q_groups, prompt_keys.astype(dtype), preferred_element_type=jnp.float32
+  )  # [P, KV, n, T, G, Lp] float32
+  scores = _softcap(scores * scale, cfg.attn_logit_softcap)
+  key_positions = jnp.arange(prompt_keys.shape[2])  # [Lp]
+  offset = positions.reshape(p, n, t)[..., None] - key_positions  # [P, n, T, Lp]
+  visible = (key_positions < cache.prompt_lengths[:, None, None, None]) & (offset >= 0) & (offset < window)
+  e, m_prompt, l_prompt = _partial_softmax(scores, visible[:, None, :, :, None, :])  # [P, KV, n, T, G, (Lp)]
+  o_prompt = jnp.einsum(
+      "pkntgs,pksd->pntkgd", e.astype(dtype), prompt_values.astype(dtype), preferred_element_type=jnp.float32
+  ).reshape(b, t, kv, g, dh)  # [B, T, KV, G, Dh] float32
+  m_prompt = m_prompt.transpose(0, 2, 3, 1, 4).reshape(b, t, kv, g)  # [B, T, KV, G]
+  l_prompt = l_prompt.transpose(0, 2, 3, 1, 4).reshape(b, t, kv, g)  # [B, T, KV, G]
+
+  # The sample part: each row's own generated tokens, keys [B, KV, Ns, Dh].
+  sample_keys, sample_values = samples.k[layer], samples.v[layer]  # [B, KV, Ns, Dh]
+  scores = jnp.einsum(
+      "btkgd,bksd->bktgs", q.reshape(b, t, kv, g, dh), sample_keys.astype(dtype), preferred_element_type=jnp.float32
+  )  # [B, KV, T, G, Ns] float32
+  scores = _softcap(scores * scale, cfg.attn_logit_softcap)
+  key_positions = row_prompt_lengths[:, None] + jnp.arange(sample_keys.shape[2])  # [B, Ns]
+  offset = positions[:, :, None] - key_positions[:, None, :]  # [B, T, Ns]
+  visible = (offset >= 0) & (offset < window)  # [B, T, Ns]: the query's own token always.
+  e, m_sample, l_sample = _partial_softmax(scores, visible[:, None, :, None, :])  # [B, KV, T, G, (Ns)]
+  o_sample = jnp.einsum(
+      "bktgs,bksd->btkgd", e.astype(dtype), sample_values.astype(dtype), preferred_element_type=jnp.float32
+  )  # [B, T, KV, G, Dh] float32
+  m_sample = m_sample.transpose(0, 2, 1, 3)  # [B, T, KV, G]
+  l_sample = l_sample.transpose(0, 2, 1, 3)  # [B, T, KV, G]
+
+  m = jnp.maximum(m_prompt, m_sample)  # [B, T, KV, G]
+  w_prompt, w_sample = jnp.exp(m_prompt - m), jnp.exp(m_sample - m)  # [B, T, KV, G]
+  out = o_prompt * w_prompt[..., None] + o_sample * w_sample[..., None]  # [B, T, KV, G, Dh]
+  out = out / (l_prompt * w_prompt + l_sample * w_sample)[..., None]
+  return out.astype(dtype).reshape(b, t, h, dh), cache
 
 
 class MLP(nn.Module):
@@ -563,6 +729,28 @@ class Block(nn.Module):
     return (x + mlp_out, cache), None
 
 
+def _check_cache_shape(cfg: LlamaConfig, cache: KVCache, rows: int, tokens: int, name: str) -> None:
+  if cache.k.shape != (cfg.num_layers, rows, cfg.num_kv_heads, cache.max_len, cfg.head_dim):
+    raise ValueError(
+        f"{name}.k has shape {cache.k.shape}; expected "
+        f"{(cfg.num_layers, rows, cfg.num_kv_heads, 'S', cfg.head_dim)} for a batch of {rows}."
+    )
+  if tokens > cache.max_len:
+    raise ValueError(f"{tokens} tokens do not fit a KV cache of max_len={cache.max_len} slots.")
+
+
+def _init_stacked_layers(key: jax.Array, block: "Block", layer_inputs, hidden_size: int, dtype) -> dict:
+  """Every layer's parameters stacked on a leading L axis: Block.init, vmapped over L keys."""
+  num_layers = layer_inputs[0].shape[0]
+  x = jnp.zeros((1, 1, hidden_size), dtype)  # [B=1, T=1, D]
+  positions = jnp.zeros((1, 1), jnp.int32)
+
+  def init_one(key, inputs):
+    return block.init(key, (x, None), inputs, positions)["params"]
+
+  return jax.vmap(init_one)(jax.random.split(key, num_layers), layer_inputs)
+
+
 class Llama(nn.Module):
   """The decoder. Call as
 
@@ -573,7 +761,9 @@ class Llama(nn.Module):
     positions: int32[B, T] position of every token (default arange(T) per row).
     cache: None for a plain forward pass (causal attention within `tokens`),
       or a KVCache [L, B, KV, S, Dh]: the new keys/values are written to the
-      slots `positions`, and each query attends to the slots <= its position.
+      slots `positions`, and each query attends to the slots <= its position;
+      or a GroupCache (rows = P prompts x n samples, positions past the
+      prompts): the prompt's cache is read once per group (cascade attention).
     logits_at: optional int32[B]: compute logits only at index logits_at[b]
       of row b (e.g. the last prompt token), giving logits [B, 1, V].
 
@@ -589,9 +779,9 @@ class Llama(nn.Module):
       self,
       tokens: jax.Array,
       positions: jax.Array | None = None,
-      cache: KVCache | None = None,
+      cache: KVCache | GroupCache | None = None,
       logits_at: jax.Array | None = None,
-  ) -> tuple[jax.Array, KVCache | None]:
+  ) -> tuple[jax.Array, KVCache | GroupCache | None]:
     cfg = self.config
     dtype = cfg.compute_dtype
     if tokens.ndim != 2:
@@ -601,14 +791,16 @@ class Llama(nn.Module):
       positions = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
     if positions.shape != (b, t):
       raise ValueError(f"positions must have the shape of tokens {(b, t)}, got {positions.shape}.")
-    if cache is not None:
-      if cache.k.shape != (cfg.num_layers, b, cfg.num_kv_heads, cache.max_len, cfg.head_dim):
+    if isinstance(cache, GroupCache):
+      _check_cache_shape(cfg, cache.samples, b, t, "cache.samples")
+      _check_cache_shape(cfg, cache.prompt, cache.num_prompts, 0, "cache.prompt")
+      if b % cache.num_prompts or cache.prompt_lengths.shape != (cache.num_prompts,):
         raise ValueError(
-            f"cache.k has shape {cache.k.shape}; expected "
-            f"{(cfg.num_layers, b, cfg.num_kv_heads, 'S', cfg.head_dim)} for tokens of batch {b}."
+            f"a GroupCache of {cache.num_prompts} prompts (prompt_lengths of shape "
+            f"{cache.prompt_lengths.shape}) needs a batch that is a multiple of it, got {b} rows."
         )
-      if t > cache.max_len:
-        raise ValueError(f"{t} tokens do not fit a KV cache of max_len={cache.max_len} slots.")
+    elif cache is not None:
+      _check_cache_shape(cfg, cache, b, t, "cache")
     elif t > cfg.max_seq_len:
       raise ValueError(f"sequence length {t} exceeds the model's max_seq_len={cfg.max_seq_len}.")
 
@@ -625,19 +817,27 @@ class Llama(nn.Module):
       # As Gemma: sqrt(D) rounded to the weights' dtype, then multiplied.
       x = x * jnp.asarray(cfg.hidden_size**0.5, cfg.weight_dtype).astype(dtype)
     windows, inv_freq = layer_constants(cfg)
-    layers = nn.scan(
-        Block,
-        variable_axes={"params": 0},
-        split_rngs={"params": True},
-        in_axes=(0, nn.broadcast),
-        length=cfg.num_layers,
-        # Shallow models are unrolled: no loop overhead per step, and their
-        # compile time is small anyway; deep ones keep one loop body, so
-        # that compile time does not grow with depth.
-        unroll=cfg.num_layers if cfg.num_layers <= UNROLL_UP_TO else 1,
-    )(cfg, name="layers")
     layer_inputs = (jnp.arange(cfg.num_layers, dtype=jnp.int32), jnp.asarray(windows), jnp.asarray(inv_freq))
-    (x, cache), _ = layers((x, cache), layer_inputs, positions)  # [B, T, D]
+    # One Block, applied functionally to each layer's slice of the stacked
+    # parameters: traced once, whatever the depth (Flax's nn.scan traces its
+    # body twice).
+    block = Block(cfg, parent=None)
+    layer_params = self.param("layers", _init_stacked_layers, block, layer_inputs, x.shape[-1], dtype)
+
+    def run_layer(carry, params_and_inputs):
+      params, inputs = params_and_inputs
+      return block.apply({"params": params}, carry, inputs, positions)
+
+    carry = (x, cache)
+    if cfg.num_layers <= UNROLL_UP_TO:
+      # Shallow models are unrolled: no loop overhead per step, and their
+      # compile time is small anyway; deep ones keep one loop body, so that
+      # compile time does not grow with depth.
+      for i in range(cfg.num_layers):
+        carry, _ = run_layer(carry, jax.tree.map(lambda a, i=i: a[i], (layer_params, layer_inputs)))
+    else:
+      carry, _ = jax.lax.scan(run_layer, carry, (layer_params, layer_inputs))
+    x, cache = carry  # [B, T, D]
     if logits_at is not None:
       x = jnp.take_along_axis(x, logits_at.astype(jnp.int32)[:, None, None], axis=1)  # [B, 1, D]
     x = _norm(cfg, "final_norm")(x).astype(jnp.float32)  # [B, T, D]

@@ -182,8 +182,10 @@ def cache_spec(config: llama.LlamaConfig, mesh: Mesh) -> P:
   return P(None, DATA_AXIS, kv, None, None)
 
 
-def constrain_cache(cache: llama.KVCache, model: llama.Model) -> llama.KVCache:
+def constrain_cache(cache: llama.KVCache | llama.GroupCache, model: llama.Model):
   """The cache with its key/value heads laid over "model" as the k/v weights are (no-op without a mesh).
+
+  A GroupCache has both its prompt and its sample caches laid out so.
 
   The row axis is left to the partitioner (`PartitionSpec.UNCONSTRAINED`),
   so the same code runs under plain `jit` (rows follow the prompts) and
@@ -197,7 +199,12 @@ def constrain_cache(cache: llama.KVCache, model: llama.Model) -> llama.KVCache:
   # constraint's mesh; under plain jit it is empty and the model's is used.
   context = jax.sharding.get_abstract_mesh()
   sharding = NamedSharding(model.mesh if context.empty else context, spec)
-  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), cache)
+  def constrain(kv_cache: llama.KVCache) -> llama.KVCache:
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), kv_cache)
+
+  if isinstance(cache, llama.GroupCache):
+    return cache.replace(prompt=constrain(cache.prompt), samples=constrain(cache.samples))
+  return constrain(cache)
 
 
 def place(x, sharding: jax.sharding.Sharding):

@@ -14,7 +14,8 @@ Words are uint32 (`qmotto.qmc`): word x stands for the uniform x / 2**32.
     same fresh uniform word w_t (`rotation_words`), c <- c + w_t mod 2**32.
     The sum of a word and an independent uniform word is exactly uniform, so
     each sample is an exact draw at any length, and the spacing of the
-    samples that share a prefix is unchanged (METHOD.md).
+    samples that share a prefix is unchanged (METHOD.md). The loops draw all
+    of a group's rotations before they start (`step_rotations`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def initial_words(
 def rotation_words(rotation_keys: jax.Array, step: jax.Array) -> jax.Array:
   """uint32[G]: the shared fresh uniform word w_t of each group at step t."""
   return jax.vmap(lambda k: jax.random.bits(jax.random.fold_in(k, step), (), jnp.uint32))(rotation_keys)
+
+
+def step_rotations(sampler: samplers_lib.Sampler, rotation_keys: jax.Array, length: int) -> jax.Array:
+  """uint32[G, length]: column t is `rotation_words(rotation_keys, t)`, made once before a decode loop.
+
+  Token-mode samplers rotate nothing: their columns are zeros (never read),
+  so the loop body holds no random-number generation at all.
+  """
+  if sampler.mode != "code":
+    return jnp.zeros((rotation_keys.shape[0], length), jnp.uint32)
+  steps = jnp.arange(length, dtype=jnp.int32)
+  return jax.vmap(lambda t: rotation_words(rotation_keys, t), out_axes=1)(steps)  # [G, length]
 
 
 def coupled_step(

@@ -10,6 +10,8 @@ import pytest
 import qmotto
 from qmotto import decode
 from qmotto import models
+from qmotto.decode.generate import generate_groups
+from qmotto.decode.generate import prepare_generate
 
 from tests import tracing
 from tests.models import helpers
@@ -173,7 +175,10 @@ def _recording_apply(seen):
   original = models.Model.apply
 
   def apply(model, tokens, positions=None, cache=None, logits_at=None):
-    seen.append((tokens.shape, cache.k.shape))
+    if isinstance(cache, models.GroupCache):
+      seen.append((tokens.shape, cache.prompt.k.shape, cache.samples.k.shape))
+    else:
+      seen.append((tokens.shape, cache.k.shape))
     jax.debug.callback(lambda: seen.append("call"))
     return original(model, tokens, positions, cache, logits_at)
 
@@ -197,13 +202,13 @@ def model_calls(monkeypatch):
 
 def test_prefill_once_per_prompt(model_calls):
   """The prefill runs once with batch P and a cache of Lp slots; the decode
-  loop runs with batch P * k and S = Lp + N - 1 slots."""
+  loop runs with batch P * k on the same prompt cache (once per prompt, not
+  repeated k times) beside sample caches of N - 1 slots."""
   seen = model_calls
   jax.eval_shape(lambda: _generate(0))  # traces afresh, compiles nothing.
-  cache_len = PROMPTS.shape[1] + N - 1
   assert [s for s in seen if s != "call"] == [
       ((3, 6), (2, 3, 2, 6, 8)),  # cache [L, B, KV, S, Dh]
-      ((3 * K, 1), (2, 3 * K, 2, cache_len, 8)),
+      ((3 * K, 1), (2, 3, 2, 6, 8), (2, 3 * K, 2, N - 1, 8)),  # prompt [L, P, ...], samples [L, P * k, ...]
   ]
 
 
@@ -251,6 +256,30 @@ def test_no_retrace_across_calls_of_one_shape():
       )
       assert out.tokens.shape == (3, K, N)
   assert traces["generate_groups"] == 0, traces
+
+
+RANDOM_PRIMITIVES = {"random_bits", "random_fold_in", "random_split", "random_seed", "random_wrap", "threefry2x32"}
+LOGIT_CHECK_PRIMITIVES = {"reduce_or", "reduce_and"}  # any(isnan | == inf), all(== -inf) over the vocabulary.
+
+
+def _loop_body(sampling) -> dict:
+  arrays, static = prepare_generate(jax.random.key(0), MODEL, PROMPTS, LENGTHS, K, N, sampling, None, 0, None)
+  return tracing.loop_body_primitives(lambda *a: generate_groups(*a, **static), *arrays)
+
+
+def test_loop_body_holds_only_per_step_work():
+  """Per-step work only: the group's rotation words are drawn before the loop
+  (no random-number generation in its body), and with check_logits off the
+  body holds no logits check (no reductions over the vocabulary to a flag)."""
+  checked = _loop_body(qmotto.SamplingOptions.create("lattice"))
+  unchecked = _loop_body(qmotto.SamplingOptions.create("lattice", check_logits=False))
+  assert not RANDOM_PRIMITIVES & set(checked), checked
+  assert not RANDOM_PRIMITIVES & set(_loop_body(qmotto.SamplingOptions.create("sobol"))), "sobol"
+  assert LOGIT_CHECK_PRIMITIVES <= set(checked), checked  # the census sees the check when it is on.
+  assert not LOGIT_CHECK_PRIMITIVES & set(unchecked), unchecked
+  # Nothing else differs: the check is all that check_logits adds.
+  assert set((checked - unchecked).keys()) <= LOGIT_CHECK_PRIMITIVES | {"eq", "ne", "or"}, checked - unchecked
+  assert not unchecked - checked
 
 
 def test_under_jit():

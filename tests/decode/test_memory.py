@@ -22,10 +22,13 @@ def test_plan_counts_the_arrays_generate_makes():
   plan = memory.plan_memory(config, mesh, num_prompts=2, num_samples=4, prompt_len=5, max_new_tokens=7, device_bytes=10**9)
   model = qmotto.models.init_model(config, jax.random.key(0))
   assert plan.weights == sum(x.nbytes for x in jax.tree.leaves(model.params))
-  cache = qmotto.models.init_cache(config, 2 * 4, 5 + 7 - 1)  # the sample cache generate widens to.
-  assert plan.sample_cache == cache.k.nbytes + cache.v.nbytes
   prompt_cache = qmotto.models.init_cache(config, 2, 5)
-  assert plan.prompt_cache == prompt_cache.k.nbytes + prompt_cache.v.nbytes
+  cache = qmotto.models.init_group_cache(config, prompt_cache, np.array([5, 3]), 4, 7 - 1)  # as generate makes it.
+  assert plan.sample_cache == cache.samples.k.nbytes + cache.samples.v.nbytes
+  assert plan.prompt_cache == cache.prompt.k.nbytes + cache.prompt.v.nbytes
+  # One copy of each prompt: 1/k of a prompt cache repeated to the k samples.
+  repeated = memory.plan_memory(config, mesh, num_prompts=2 * 4, num_samples=1, prompt_len=5, max_new_tokens=7)
+  assert plan.prompt_cache * 4 == repeated.prompt_cache
   assert plan.logits == 2 * 4 * config.vocab_size * 4 and plan.outputs == 2 * (2 * 4 * 7 * 4)
   assert plan.fits and plan.check() is plan
   assert "per-device memory, mesh data=1 x model=1" in plan.format() and "fits" in plan.format()
@@ -86,9 +89,9 @@ def test_suggest_mesh_splits_no_wider_than_it_must():
   # one chip; 2 ways (7 GiB of weights, 1/8 of the cache per chip) do.
   assert memory.suggest_mesh_shape(config, 8, device_bytes=16 * 2**30, **run) == (4, 2)
   # The cache per chip is 1/8 either way (rows over "data", KV heads over
-  # "model"); with 1.3x the sequence (9 GiB of cache) the 7 GiB of weights
-  # no longer fit beside it.
-  longer = run | dict(max_new_tokens=1600)
+  # "model"); with 2.5x the new tokens (8.9 GiB of sample cache) the 7 GiB
+  # of weights no longer fit beside it.
+  longer = run | dict(max_new_tokens=2600)
   assert memory.suggest_mesh_shape(config, 8, device_bytes=16 * 2**30, **longer) == (2, 4)
   assert memory.suggest_mesh_shape(config, 8, device_bytes=80 * 10**9, **run) == (8, 1)  # one GPU each.
   assert memory.suggest_mesh_shape(config, 8, device_bytes=None, **run) == (8, 1)  # unknown memory: no split.

@@ -194,6 +194,52 @@ def test_cached_prefill_and_decoding_match_full_forward(tie, bias):
     np.testing.assert_allclose(logits[:, 0], full[np.arange(3), pos], atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        # Sliding windows that cut into the prompt as decoding goes on, beside
+        # a global layer; soft caps on scores and logits; 4 layers (unrolled).
+        dict(num_layers=4, sliding_window=5, layer_types=("sliding_attention", "full_attention") * 2,
+             attn_logit_softcap=20.0, final_logit_softcap=15.0, local_rope_theta=100.0),
+        # More than UNROLL_UP_TO layers: the scan loop carries the GroupCache.
+        dict(num_layers=6, sliding_window=7),
+    ],
+    ids=["full", "windows_softcap", "scan"],
+)
+def test_group_cache_equals_repeated_cache(overrides):
+  """Cascade attention: a GroupCache (each prompt once, P = 2, beside n = 3
+  sample caches) gives the logits of the plain cache with every prompt
+  repeated to its samples' rows, step after step, for prompts of different
+  lengths and samples that feed different tokens."""
+  model = helpers.random_model(5, **overrides)
+  rng = np.random.default_rng(6)
+  num_prompts, n, prompt_len, steps = 2, 3, 8, 9
+  lengths = np.array([3, 8])
+  prompts = rng.integers(0, 50, (num_prompts, prompt_len))
+  positions = np.broadcast_to(np.arange(prompt_len), (num_prompts, prompt_len))
+  prompt_cache = models.init_cache(model.config, num_prompts, prompt_len)
+  _, prompt_cache = _apply(model, prompts, positions, prompt_cache)
+
+  group = models.init_group_cache(model.config, prompt_cache, lengths, n, steps)
+  assert group.prompt.k.shape == (model.config.num_layers, 2, 2, prompt_len, 8)  # [L, P, KV, Lp, Dh]
+  assert group.samples.k.shape == (model.config.num_layers, 6, 2, steps, 8)  # [L, P * n, KV, Ns, Dh]
+
+  def widen(x):  # [L, P, KV, Lp, Dh] -> [L, P * n, KV, Lp + steps, Dh]: the repeated reference.
+    return np.pad(np.repeat(np.asarray(x), n, axis=1), ((0, 0), (0, 0), (0, 0), (0, steps), (0, 0)))
+
+  repeated = models.KVCache(k=widen(prompt_cache.k), v=widen(prompt_cache.v))
+  row_lengths = np.repeat(lengths, n)
+  worst = 0.0
+  for t in range(steps):
+    tokens = rng.integers(0, 50, (num_prompts * n, 1))  # every sample feeds its own token.
+    pos = (row_lengths + t)[:, None]
+    got, group = _apply(model, tokens, pos, group)
+    expected, repeated = _apply(model, tokens, pos, repeated)
+    worst = max(worst, float(np.abs(got - expected).max() / np.abs(expected).max()))
+  assert worst < 1e-5, worst  # the issue's bound: relative to the largest logit.
+
+
 _apply_at = jax.jit(lambda model, tokens, at: model.apply(tokens, logits_at=at))
 
 
