@@ -79,3 +79,76 @@ def metadata(argv, module: str, packages: tuple[str, ...], settings: dict) -> di
 def write_json(record: dict, path: str) -> None:
   """Writes atomically, so an interrupted run leaves no half-written file."""
   files.write_json(record, path)
+
+
+def last_level_cache_bytes() -> int | None:
+  """The largest CPU cache (Linux sysfs, cpu0), None where unknown."""
+  sizes = []
+  root = "/sys/devices/system/cpu/cpu0/cache"
+  try:
+    for entry in os.listdir(root):
+      if entry.startswith("index"):
+        with open(os.path.join(root, entry, "size")) as f:
+          text = f.read().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        sizes.append(int(text.rstrip("KMG")) * scale)
+  except (OSError, ValueError):
+    return None
+  return max(sizes) if sizes else None
+
+
+def limit_cpu_threads(threads: int | None) -> dict:
+  """Pins this process (and its children) to `threads` CPUs, before JAX starts its backend.
+
+  XLA:CPU sizes its intra-op thread pool (the `tf_XLAEigen` threads) by the
+  CPUs in the process's affinity mask when the backend starts, so a smaller
+  mask is how JAX gets fewer threads; call this before anything touches
+  `jax.devices()`. threads=None keeps the mask as it is. Returns what was
+  set, for the metadata.
+  """
+  try:
+    cpus = sorted(os.sched_getaffinity(0))
+  except AttributeError:  # not Linux: nothing to pin, report the CPU count.
+    return dict(threads=os.cpu_count(), cpus=None, how="os.cpu_count(); no affinity API")
+  if threads is not None:
+    if not 1 <= threads <= len(cpus):
+      raise ValueError(f"--threads={threads} must be in [1, {len(cpus)}] (the CPUs this process may use).")
+    cpus = cpus[:threads]
+    os.sched_setaffinity(0, cpus)
+  return dict(
+      threads=len(cpus),
+      cpus=cpus,
+      how="sched_setaffinity before the JAX backend starts; XLA:CPU sizes its intra-op pool by the mask",
+  )
+
+
+def count_threads(name_prefix: str) -> int | None:
+  """Threads of this process whose name starts with `name_prefix` (Linux /proc), None elsewhere."""
+  try:
+    tasks = os.listdir("/proc/self/task")
+  except OSError:
+    return None
+  count = 0
+  for tid in tasks:
+    try:
+      with open(f"/proc/self/task/{tid}/comm") as f:
+        count += f.read().startswith(name_prefix)
+    except OSError:
+      pass
+  return count
+
+
+def package_versions(packages: tuple[str, ...]) -> dict:
+  """{name_version: the installed distribution's version or None}, read without importing the package.
+
+  (Importing torch into a JAX benchmark process would be enough to start its thread pools there.)
+  """
+  from importlib import metadata as importlib_metadata  # pylint: disable=g-import-not-at-top
+
+  out = {}
+  for p in packages:
+    try:
+      out[f"{p}_version"] = importlib_metadata.version(p)
+    except importlib_metadata.PackageNotFoundError:
+      out[f"{p}_version"] = None
+  return out

@@ -8,7 +8,7 @@ Run from the repository root:
       --output=results/benchmarks/foundation_cpu.json
 
 (`python benchmarks/bench_foundation.py ...` works too.) The full run takes
-about 10 minutes on 2 CPU cores. It prints tables and
+about 4 minutes on 2 CPU cores. It prints tables and
 writes JSON, by default to results/benchmarks/foundation_<platform>.json with
 platform = jax.default_backend().
 
@@ -29,18 +29,30 @@ What is measured:
      Generator reused).
   2. One coupled sampling step, `qmotto.sampling.choose_tokens(logits, u,
      LogitTransform(...))` with u float32[64] uniforms, against
-     `jax.random.categorical` on logits float32[64, V], V in {32000, 256000}.
-     Variants: the coupled step alone (u given), the coupled step generating u
-     from `qmotto.qmc.lattice(key, 64, 1)[:, 0]`, and categorical. Transforms:
-     temperature=1 (the headline), top_k=50 and top_p=0.9; for categorical the
-     same truncation is applied by the same `token_weights` and categorical
-     draws from log(weights), so the comparison is like for like. The verdict
-     per shape is on the headline ratio coupled / categorical: <= 1.0 is the
-     goal, > 1.5 a defect.
+     `jax.random.categorical` on logits float32[64, V], V in {32000, 49152
+     (SmolLM2's vocabulary), 256000}. Variants: the coupled step alone (u
+     given), the coupled step generating u from
+     `qmotto.qmc.lattice(key, 64, 1)[:, 0]`, and categorical. Transforms:
+     temperature=1 (the headline), top_k=50, top_p=0.9 and top_p=0.95; for
+     categorical the same truncation is applied by the same `token_weights`
+     and categorical draws from log(weights), so the comparison is like for
+     like. All transforms and variants of one V are timed interleaved, so
+     each row also gets its ratio to the untruncated (temperature=1) step of
+     the same variant. The logits are random normal (a nucleus of ~70% of
+     the vocabulary at top_p=0.95) and, for the coupled step only, peaked
+     LM-like rows (Zipf: logit = -2 log(rank) + N(0, 0.5^2), ranks shuffled;
+     a nucleus of ~13 tokens at top_p=0.95), timed interleaved among
+     themselves. Verdicts: per V, the headline ratio coupled / categorical
+     (<= 1.0 is the goal, > 1.5 a defect), and the cost of truncation,
+     top_p=0.95 / untruncated (goal <= 1.5) and top_k=50 / untruncated.
   3. (--breakdown, on by default) the pieces of the coupled step timed one by
      one (token_weights, the two-level invert_cdf, and the flat monotone CDF
      it avoids), the two halves of categorical (Gumbel noise, argmax), the
-     truncations' top-k and sort, and a sort-free top-p threshold candidate.
+     sort-free truncations (`qmotto.sampling.truncation`, each returning
+     the masked [64, V] array) against what they replaced (a full sort and a
+     float32 cumsum for top-p, `lax.top_k` for top-k, with the same mask),
+     and the fraction of rows where the sort-free top-p keeps the same set as
+     the sort-based one (the two round their sums differently).
 """
 
 from __future__ import annotations
@@ -66,6 +78,7 @@ import qmotto
 from qmotto import qmc
 from qmotto.sampling import inverse_cdf
 from qmotto.sampling import transforms
+from qmotto.sampling import truncation
 
 from benchmarks import _common
 
@@ -73,7 +86,7 @@ _QUICK = flags.DEFINE_bool(
     "quick",
     False,
     "Smoke test: 3 repeats, short time budget, and only the small shapes "
-    "(n in {16, 256}, s = 64, V = 32000).",
+    "(n in {16, 256}, s = 64, V = 49152).",
 )
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON path (default results/benchmarks/foundation_<platform>.json)."
@@ -93,15 +106,17 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed for keys, logits and uniforms.")
 N_VALUES = (16, 256, 4096)
 S_VALUES = (64, 1024)
 BATCH = 64
-VOCABS = (32000, 256000)
+VOCABS = (32000, 49152, 256000)
 # --quick: the same code paths on the small shapes only.
 QUICK_N_VALUES = (16, 256)
 QUICK_S_VALUES = (64,)
-QUICK_VOCABS = (32000,)
+QUICK_VOCABS = (49152,)
 GOAL_RATIO = 1.0
 SLOW_CALL_S = 1.0
 SLOW_MIN_REPEATS = 3
 DEFECT_RATIO = 1.5
+# The cost of truncation: a truncated coupled step over the untruncated one.
+TRUNCATION_GOAL = 1.5
 
 CONSTRUCTIONS = {
     "iid": qmc.iid,
@@ -116,8 +131,10 @@ TRANSFORMS = {
     "temperature=1": qmotto.LogitTransform(temperature=1.0),
     "top_k=50": qmotto.LogitTransform(temperature=1.0, top_k=50),
     "top_p=0.9": qmotto.LogitTransform(temperature=1.0, top_p=0.9),
+    "top_p=0.95": qmotto.LogitTransform(temperature=1.0, top_p=0.95),
 }
 HEADLINE = "temperature=1"
+TRUNCATION_HEADLINE = "top_p=0.95"
 
 
 class _Timing:
@@ -314,62 +331,117 @@ def _inputs(vocab: int, seed: int):
   return jax.block_until_ready((logits, u, k_key))
 
 
-def bench_sampling(timing: _Timing, seed: int, vocabs) -> tuple[list[dict], list[dict]]:
+def _peaked_logits(vocab: int, seed: int) -> jax.Array:
+  """float32[BATCH, V] LM-like rows: logit = -2 log(rank) + N(0, 0.5^2), ranks shuffled per row.
+
+  Zipf weights ~ rank^-2: the nucleus of top_p=0.95 is ~13 tokens.
+  """
+  k_ranks, k_noise = jax.random.split(jax.random.key(seed + 2))
+  ranks = jax.vmap(lambda k: jax.random.permutation(k, vocab))(jax.random.split(k_ranks, BATCH)) + 1
+  noise = jax.random.normal(k_noise, (BATCH, vocab), jnp.float32)
+  return jax.block_until_ready(-2.0 * jnp.log(ranks.astype(jnp.float32)) + 0.5 * noise)
+
+
+def _sampling_rows(results: dict, vocab: int, logits_name: str) -> list[dict]:
+  """Rows of one interleaved group, keyed (transform, variant), with their ratios.
+
+  ratio_vs_categorical: against categorical with the same transform (when
+  timed); ratio_vs_untruncated: against temperature=1 with the same variant.
+  """
   rows = []
+  for (tname, vname), result in results.items():
+    row = dict(batch=BATCH, vocab=vocab, logits=logits_name, transform=tname, variant=vname, **result)
+    base = results.get((tname, "jax.random.categorical"))
+    row["ratio_vs_categorical"] = result["median_s"] / base["median_s"] if base else None
+    row["ratio_of_min_vs_categorical"] = result["min_s"] / base["min_s"] if base else None
+    row["ratio_vs_untruncated"] = result["median_s"] / results[(HEADLINE, vname)]["median_s"]
+    rows.append(row)
+    _common.log(f"  step V={vocab:6d} {logits_name:>6s} {tname:>13s} {vname:>22s}: {_ms(result['median_s'])} ms")
+  return rows
+
+
+def _time_transforms(transforms_: dict, variants: dict, logits, u, key, timing: _Timing) -> dict:
+  """Times every (transform, variant) pair interleaved: (tname, vname) -> result."""
+  fns, args = {}, {}
+  for tname, transform in transforms_.items():
+    for vname, (fn, second) in variants.items():
+      fns[(tname, vname)] = functools.partial(fn, transform=transform)
+      args[(tname, vname)] = (logits, u if second == "u" else key)
+  return bench_jax_group(fns, args, timing)
+
+
+def _verdict(ratio: float) -> str:
+  if ratio <= GOAL_RATIO:
+    return "PASS"
+  return "SLOWER THAN GOAL" if ratio <= DEFECT_RATIO else "DEFECT"
+
+
+def _truncation_verdicts(rows: list[dict], vocab: int) -> list[dict]:
+  """Per logits shape: each truncation's coupled step over the untruncated one."""
   verdicts = []
+  for logits_name in sorted({r["logits"] for r in rows}):
+    ratios = {r["transform"]: r["ratio_vs_untruncated"] for r in rows
+              if r["logits"] == logits_name and r["variant"] == "coupled (u given)"}
+    headline = ratios[TRUNCATION_HEADLINE]
+    verdicts.append(dict(
+        batch=BATCH, vocab=vocab, logits=logits_name, transform=TRUNCATION_HEADLINE, ratio=headline,
+        ratios={t: r for t, r in ratios.items() if t != HEADLINE}, goal=TRUNCATION_GOAL,
+        verdict="PASS" if headline <= TRUNCATION_GOAL else "MISSES GOAL"))
+  return verdicts
+
+
+def bench_sampling(timing: _Timing, seed: int, vocabs) -> tuple[list[dict], list[dict], list[dict]]:
+  """(rows, coupled-vs-categorical verdicts, truncation verdicts)."""
+  rows, verdicts, truncation_verdicts = [], [], []
+  coupled_only = {"coupled (u given)": VARIANTS["coupled (u given)"]}
   for vocab in vocabs:
     logits, u, key = _inputs(vocab, seed)
-    by_name = {}
-    for tname, transform in TRANSFORMS.items():
-      fns = {vname: functools.partial(fn, transform=transform) for vname, (fn, _) in VARIANTS.items()}
-      args = {vname: (logits, u if second == "u" else key) for vname, (_, second) in VARIANTS.items()}
-      results = bench_jax_group(fns, args, timing)  # interleaved: same load for all variants.
-      base = results["jax.random.categorical"]
-      for vname, result in results.items():
-        row = dict(batch=BATCH, vocab=vocab, transform=tname, variant=vname, **result)
-        row["ratio_vs_categorical"] = result["median_s"] / base["median_s"]
-        row["ratio_of_min_vs_categorical"] = result["min_s"] / base["min_s"]
-        rows.append(row)
-        by_name[(tname, vname)] = row
-        _common.log(f"  step V={vocab:6d} {tname:>13s} {vname:>22s}: {_ms(result['median_s'])} ms")
-    head = by_name[(HEADLINE, "coupled (u given)")]
-    ratio = head["ratio_vs_categorical"]
-    if ratio <= GOAL_RATIO:
-      verdict = "PASS"
-    elif ratio <= DEFECT_RATIO:
-      verdict = "SLOWER THAN GOAL"
-    else:
-      verdict = "DEFECT"
+    results = _time_transforms(TRANSFORMS, VARIANTS, logits, u, key, timing)  # all interleaved.
+    vocab_rows = _sampling_rows(results, vocab, "normal")
+    peaked = _time_transforms(TRANSFORMS, coupled_only, _peaked_logits(vocab, seed), u, key, timing)
+    vocab_rows += _sampling_rows(peaked, vocab, "peaked")
+    rows += vocab_rows
+    by_name = {(r["logits"], r["transform"], r["variant"]): r for r in vocab_rows}
+    head = by_name[("normal", HEADLINE, "coupled (u given)")]
     verdicts.append(
         dict(
             batch=BATCH,
             vocab=vocab,
             transform=HEADLINE,
             coupled_ms=1e3 * head["median_s"],
-            categorical_ms=1e3 * by_name[(HEADLINE, "jax.random.categorical")]["median_s"],
-            ratio=ratio,
+            categorical_ms=1e3 * by_name[("normal", HEADLINE, "jax.random.categorical")]["median_s"],
+            ratio=head["ratio_vs_categorical"],
             ratio_of_min=head["ratio_of_min_vs_categorical"],
-            ratio_with_u=by_name[(HEADLINE, "coupled + lattice u")]["ratio_vs_categorical"],
-            ratio_top_k=by_name[("top_k=50", "coupled (u given)")]["ratio_vs_categorical"],
-            ratio_top_p=by_name[("top_p=0.9", "coupled (u given)")]["ratio_vs_categorical"],
-            verdict=verdict,
+            ratio_with_u=by_name[("normal", HEADLINE, "coupled + lattice u")]["ratio_vs_categorical"],
+            ratio_top_k=by_name[("normal", "top_k=50", "coupled (u given)")]["ratio_vs_categorical"],
+            ratio_top_p=by_name[("normal", "top_p=0.9", "coupled (u given)")]["ratio_vs_categorical"],
+            verdict=_verdict(head["ratio_vs_categorical"]),
         )
     )
-  return rows, verdicts
+    truncation_verdicts += _truncation_verdicts(vocab_rows, vocab)
+  return rows, verdicts, truncation_verdicts
 
 
-def print_sampling(rows: list[dict], verdicts: list[dict]) -> None:
+def _ratio(value: float | None) -> str:
+  return "-" if value is None else f"{value:.2f}"
+
+
+def print_sampling(rows: list[dict], verdicts: list[dict], truncation_verdicts: list[dict]) -> None:
   print()
   print(f"== 2. One sampling step on float32 logits [{BATCH}, V] ==")
   print("ratio = median time / median time of jax.random.categorical with the same transform;")
-  print("r(min) = the same with min times. The three variants of a row group are timed interleaved.")
-  header = f"{'V':>6s} {'transform':<13s} {'variant':<23s} {'compile_s':>9s} {'median_ms':>10s} {'min_ms':>9s} {'ratio':>6s} {'r(min)':>6s} {'reps':>4s}"
+  print("r(min) = the same with min times; vs T=1 = median time / median time of the untruncated")
+  print("(temperature=1) step of the same variant. All rows of one V and logits shape are timed")
+  print("interleaved. normal: random normal logits; peaked: Zipf rows (nucleus ~13 tokens at 0.95).")
+  header = (f"{'V':>6s} {'logits':<7s} {'transform':<13s} {'variant':<23s} {'compile_s':>9s} {'median_ms':>10s} "
+            f"{'min_ms':>9s} {'ratio':>6s} {'r(min)':>6s} {'vs T=1':>6s} {'reps':>4s}")
   print(header)
   print("-" * len(header))
   for r in rows:
     print(
-        f"{r['vocab']:>6d} {r['transform']:<13s} {r['variant']:<23s} {r['compile_s']:>9.3f} "
-        f"{_ms(r['median_s']):>10s} {_ms(r['min_s']):>9s} {r['ratio_vs_categorical']:>6.2f} {r['ratio_of_min_vs_categorical']:>6.2f} {r['repeats']:>4d}"
+        f"{r['vocab']:>6d} {r['logits']:<7s} {r['transform']:<13s} {r['variant']:<23s} {r['compile_s']:>9.3f} "
+        f"{_ms(r['median_s']):>10s} {_ms(r['min_s']):>9s} {_ratio(r['ratio_vs_categorical']):>6s} "
+        f"{_ratio(r['ratio_of_min_vs_categorical']):>6s} {r['ratio_vs_untruncated']:>6.2f} {r['repeats']:>4d}"
     )
   print()
   for v in verdicts:
@@ -380,50 +452,33 @@ def print_sampling(rows: list[dict], verdicts: list[dict]) -> None:
         f"[ratio of min {v['ratio_of_min']:.2f}; with lattice u {v['ratio_with_u']:.2f}; top_k=50 {v['ratio_top_k']:.2f}; "
         f"top_p=0.9 {v['ratio_top_p']:.2f}]"
     )
+  for v in truncation_verdicts:
+    others = "; ".join(f"{t} {r:.2f}x" for t, r in v["ratios"].items() if t != v["transform"])
+    print(
+        f"TRUNCATION [{v['batch']}, {v['vocab']}] {v['logits']}: {v['transform']} / untruncated = "
+        f"{v['ratio']:.2f}x (goal <= {v['goal']}x): {v['verdict']}  [{others}]"
+    )
 
 
 # ---------------------------------------------------------------------------
-# 3. Breakdown of the coupled step, and candidate rewrites.
+# 3. Breakdown of the coupled step, and the truncations.
 #
 # Each piece is jitted on its own, on materialised inputs, so the pieces do not
 # add up exactly to the whole (the whole fuses across them).
 
 
-def _top_p_threshold_sorted(w, top_p):
-  """The top-p threshold exactly as token_weights computes it (full sort)."""
+def _top_p_weights_sorted(w, top_p):
+  """Top-p as the former token_weights computed it: a full sort and a float32 cumsum."""
   w_sorted = -jnp.sort(-w, axis=-1)
   mass_before = (jnp.cumsum(w_sorted, axis=-1) - w_sorted) / jnp.sum(w, -1, keepdims=True)
   num_keep = jnp.maximum(jnp.sum(mass_before < top_p, axis=-1, keepdims=True), 1)
-  return jnp.take_along_axis(w_sorted, num_keep - 1, axis=-1)
+  return jnp.where(w < jnp.take_along_axis(w_sorted, num_keep - 1, axis=-1), 0.0, w)
 
 
-def _top_p_threshold_bisect(w, top_p):
-  """Prototype: the same threshold without a sort.
-
-  The threshold is the smallest weight t with sum(w[w > t]) < top_p * sum(w).
-  That sum only falls as t grows, and for w >= 0 the float order is the order
-  of the uint32 bit patterns, so 31 bisection steps over the bit patterns in
-  [0, bits(max w)] find t exactly; each step is one fused masked row sum.
-  (Rounding of the masked sums can differ from the sorted cumsum at an exact
-  tie with top_p.)
-  """
-  total = jnp.sum(w, axis=-1, keepdims=True)
-  goal = jnp.float32(top_p) * total
-  lo = jnp.zeros(w.shape[:1] + (1,), jnp.uint32)  # condition false below lo ...
-  hi = jax.lax.bitcast_convert_type(jnp.max(w, axis=-1, keepdims=True), jnp.uint32)  # ... true at hi.
-
-  def body(_, carry):
-    lo, hi = carry
-    mid = lo + (hi - lo) // 2
-    t = jax.lax.bitcast_convert_type(mid, jnp.float32)
-    ok = jnp.sum(jnp.where(w > t, w, 0.0), axis=-1, keepdims=True) < goal
-    return jnp.where(ok, lo, mid + 1), jnp.where(ok, mid, hi)
-
-  lo, hi = jax.lax.fori_loop(0, 32, body, (lo, hi))
-  t = jax.lax.bitcast_convert_type(hi, jnp.float32)
-  # The smallest weight >= t (t may fall between weights only if no weight
-  # equals it; then the next weight up has the same masked sum).
-  return jnp.min(jnp.where(w >= t, w, jnp.inf), axis=-1, keepdims=True)
+def _top_k_logits_lax(x, k):
+  """Top-k as the former token_weights computed it: lax.top_k, then a mask."""
+  kth = jnp.min(jax.lax.top_k(x, k)[0], axis=-1, keepdims=True)
+  return jnp.where(x < kth, -jnp.inf, x)
 
 
 def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
@@ -444,10 +499,11 @@ def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
         ("invert_cdf", "  flat monotone_cdf (what two levels avoid)", inverse_cdf.monotone_cdf, (w,)),
         ("categorical", "gumbel noise (threefry)", lambda k: jax.random.gumbel(k, logits.shape, jnp.float32), (key,)),
         ("categorical", "argmax(logits + gumbel)", lambda x, g: jnp.argmax(x + g, axis=-1), (logits, gumbel)),
-        ("truncation", "lax.top_k(x, 50) (top_k=50 path)", lambda x: jax.lax.top_k(x, 50)[0], (logits,)),
-        ("truncation", "sort (top_p path)", lambda w: -jnp.sort(-w, axis=-1), (w,)),
-        ("alternative", "top_p threshold: full sort (as now)", functools.partial(_top_p_threshold_sorted, top_p=0.9), (w,)),
-        ("alternative", "top_p threshold: bisection, 32 masked sums", functools.partial(_top_p_threshold_bisect, top_p=0.9), (w,)),
+        ("truncation", "top_k_logits(x, 50) (sort-free)", lambda x: truncation.top_k_logits(x, 50), (logits,)),
+        ("truncation", "  lax.top_k + mask (top_k=50 before)", lambda x: _top_k_logits_lax(x, 50), (logits,)),
+        ("truncation", "top_p_weights(w, 0.9) (sort-free)", lambda w: truncation.top_p_weights(w, 0.9), (w,)),
+        ("truncation", "  sort + cumsum + mask (top_p=0.9 before)", lambda w: _top_p_weights_sorted(w, 0.9), (w,)),
+        ("truncation", "top_p_weights(w, 0.95) (sort-free)", lambda w: truncation.top_p_weights(w, 0.95), (w,)),
     ]
     # The two whole steps are timed interleaved (same load for both); the
     # pieces one after another.
@@ -459,11 +515,13 @@ def bench_breakdown(timing: _Timing, seed: int, vocabs) -> list[dict]:
       rows.append(dict(batch=BATCH, vocab=vocab, group=group, piece=name.strip(), label=name,
                        share_of_choose_tokens=result["median_s"] / whole, **result))
       _common.log(f"  breakdown V={vocab:6d} {name.strip():>45s}: {_ms(result['median_s'])} ms")
-    # Agreement of the top-p bisection prototype with the sort, for the record.
-    a = jax.jit(functools.partial(_top_p_threshold_sorted, top_p=0.9))(w)
-    b = jax.jit(functools.partial(_top_p_threshold_bisect, top_p=0.9))(w)
-    agree = float(jnp.mean((a == b).astype(jnp.float32)))
-    rows.append(dict(batch=BATCH, vocab=vocab, group="check", piece="top_p threshold bisection == sort (fraction)",
+    # Same kept set as the former sort-based top-p? (Its float32 cumsum rounds
+    # differently, so rows within rounding of the threshold may differ.)
+    sorted_keep = jax.jit(lambda w: _top_p_weights_sorted(w, 0.9) > 0)(w)
+    free_keep = jax.jit(lambda w: truncation.top_p_weights(w, 0.9) > 0)(w)
+    agree = float(jnp.mean(jnp.all(sorted_keep == free_keep, axis=-1).astype(jnp.float32)))
+    rows.append(dict(batch=BATCH, vocab=vocab, group="check",
+                     piece="top_p=0.9 sort-free kept set == sort-based (fraction of rows)",
                      label="top_p agreement", value=agree))
   return rows
 
@@ -473,7 +531,7 @@ def print_breakdown(rows: list[dict]) -> None:
   print("== 3. Breakdown of the coupled step (temperature=1), each piece jitted alone ==")
   print("share = piece median / choose_tokens median (pieces fuse in the whole, so shares need not add up).")
   print("The two 'whole' rows are timed interleaved; the other rows one after another (more")
-  print("exposed to background load). 'alternative' rows are candidate rewrites, for comparison.")
+  print("exposed to background load). Indented truncation rows are what the sort-free ones replaced.")
   header = f"{'V':>6s} {'group':<13s} {'piece':<46s} {'median_ms':>10s} {'min_ms':>9s} {'share':>6s}"
   print(header)
   print("-" * len(header))
@@ -518,7 +576,7 @@ def main(argv):
   _common.log("[1/3] point sets")
   point_rows = bench_point_sets(timing, _SEED.value, n_values, s_values)
   _common.log("[2/3] sampling step")
-  sampling_rows, verdicts = bench_sampling(timing, _SEED.value, vocabs)
+  sampling_rows, verdicts, truncation_verdicts = bench_sampling(timing, _SEED.value, vocabs)
   breakdown_rows = []
   if _BREAKDOWN.value:
     _common.log("[3/3] breakdown")
@@ -527,7 +585,7 @@ def main(argv):
   meta["loadavg_end"] = _common.loadavg()
 
   print_point_sets(point_rows)
-  print_sampling(sampling_rows, verdicts)
+  print_sampling(sampling_rows, verdicts, truncation_verdicts)
   if breakdown_rows:
     print_breakdown(breakdown_rows)
   print()
@@ -540,6 +598,7 @@ def main(argv):
       point_sets=point_rows,
       sampling_step=sampling_rows,
       verdicts=verdicts,
+      truncation_verdicts=truncation_verdicts,
       breakdown=breakdown_rows,
   )
   _common.write_json(record, output)

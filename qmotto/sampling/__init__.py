@@ -6,6 +6,7 @@
 The decode loops that call this step for whole sequences live in
 `qmotto.decode`. Modules:
   transforms     LogitTransform (temperature, top-k, top-p, min-p) -> weights
+  truncation     exact top-k and top-p thresholds without sorting the vocabulary
   inverse_cdf    robust inverse-CDF token choice and the rescaled uniform
   logit_checks   the one check of logits (NaN, all -inf) and its error
   samplers       Sampler (point set + mode), SAMPLERS, get_sampler
@@ -17,6 +18,7 @@ from qmotto.sampling import coupling
 from qmotto.sampling import inverse_cdf
 from qmotto.sampling import logit_checks
 from qmotto.sampling import transforms
+from qmotto.sampling import truncation
 from qmotto.sampling.inverse_cdf import choose_tokens
 from qmotto.sampling.inverse_cdf import invert_cdf
 from qmotto.sampling.options import SamplingOptions
@@ -41,4 +43,5 @@ __all__ = [
     "logit_checks",
     "token_weights",
     "transforms",
+    "truncation",
 ]

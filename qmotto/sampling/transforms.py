@@ -3,7 +3,8 @@
 Temperature, top-k, top-p and min-p only change the probabilities before the
 inverse CDF, so every sampler stays exact for the transformed distribution
 (METHOD.md, "Token order and truncation"). The weights are computed in
-float32 whatever the logits' dtype.
+float32 whatever the logits' dtype. Top-k and top-p find their thresholds
+without sorting the vocabulary (`truncation`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from qmotto.sampling import truncation
 from qmotto.utils import numbers
 
 
@@ -23,7 +25,22 @@ class LogitTransform:
 
   Applied in this order (as Hugging Face transformers does): temperature,
   top-k, top-p, min-p. temperature == 0 means greedy (argmax), and the other
-  options are then irrelevant. Ties at a top-k or top-p threshold are kept.
+  options are then irrelevant.
+
+  The kept sets, ties included (`truncation` finds them without a sort):
+    * top-k keeps logit x_j iff #{i : x_i > x_j} < k, so every entry tied
+      with the k-th largest is kept. Exact.
+    * top-p keeps weight w_j (w = exp((x - max) / T) after top-k, largest 1,
+      Z = sum(w)) iff S(w_j) = sum_{i : w_i > w_j} w_i < top_p * Z: sorted
+      descending, the shortest prefix whose mass reaches top_p, plus every
+      entry tied with its last one; the largest is always kept. The sums are
+      float32, in XLA's reduction order, over the smaller side of the
+      threshold (the dropped mass against (1 - top_p) * Z when top_p > 1/2).
+      In a row where S(w_j) is within their rounding of top_p * Z (1e-7 to
+      1e-6 of that side's mass) the kept set may differ from exact
+      arithmetic, and from a sorted float32 cumulative sum (which rounds
+      differently), by the tie group at the threshold. Ties are never split.
+    * min-p drops w_j < min_p * max(w).
 
   Attributes:
     temperature: >= 0.
@@ -70,14 +87,11 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
     float32[B, V], >= 0, largest entry 1 in every row with a finite logit.
   """
   x = logits.astype(jnp.float32)
-  vocab = x.shape[-1]
-  if transform.top_k is not None and transform.top_k < vocab:
-    # min of the k values, not their last column: XLA:CPU turns that slice
-    # into a full sort of the row. (Temperature does not change the order.)
-    kth = jnp.min(jax.lax.top_k(x, transform.top_k)[0], axis=-1, keepdims=True)  # [B, 1]
-    x = jnp.where(x < kth, -jnp.inf, x)
-  top = jnp.max(x, axis=-1, keepdims=True)  # [B, 1]
-  shifted = x - jnp.where(jnp.isfinite(top), top, 0.0)  # [B, V], <= 0 in a valid row.
+  top = jnp.max(x, axis=-1)  # [B]; top-k keeps the maximum.
+  if transform.top_k is not None:
+    x = truncation.top_k_logits(x, transform.top_k, row_max=top)  # [B, V]; temperature keeps the order.
+  valid = jnp.isfinite(top)
+  shifted = x - jnp.where(valid, top, 0.0)[:, None]  # [B, V], <= 0 in a valid row.
   temperature = np.float32(transform.temperature)
   if temperature >= np.finfo(np.float32).tiny:
     # Shift by the max, then divide: logits / T would overflow to +-inf for a
@@ -89,12 +103,9 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
     # A T > 0 below float32's smallest normal number (accelerators flush it
     # to zero, and 0 / 0 is NaN): the limit, uniform over the row's maxima.
     w = (shifted == 0).astype(jnp.float32)  # [B, V]
-  if transform.top_p is not None and transform.top_p < 1.0:
-    w_sorted = -jnp.sort(-w, axis=-1)  # [B, V] descending.
-    mass_before = (jnp.cumsum(w_sorted, axis=-1) - w_sorted) / jnp.sum(w, -1, keepdims=True)
-    num_keep = jnp.maximum(jnp.sum(mass_before < transform.top_p, axis=-1, keepdims=True), 1)
-    threshold = jnp.take_along_axis(w_sorted, num_keep - 1, axis=-1)  # [B, 1]
-    w = jnp.where(w < threshold, 0.0, w)
+  if transform.top_p is not None:
+    # A valid row's largest weight is exp(0) = 1; a row of -inf logits has none.
+    w = truncation.top_p_weights(w, transform.top_p, row_max=valid.astype(jnp.float32))
   if transform.min_p is not None and transform.min_p > 0.0:
     w = jnp.where(w < transform.min_p * jnp.max(w, axis=-1, keepdims=True), 0.0, w)
   return w

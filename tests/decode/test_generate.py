@@ -280,6 +280,9 @@ def test_loop_body_holds_only_per_step_work():
   # Nothing else differs: the check is all that check_logits adds.
   assert set((checked - unchecked).keys()) <= LOGIT_CHECK_PRIMITIVES | {"eq", "ne", "or"}, checked - unchecked
   assert not unchecked - checked
+  # Top-k and top-p find their thresholds without sorting the vocabulary.
+  truncated = _loop_body(qmotto.SamplingOptions.create("lattice", **TRANSFORM))
+  assert "sort" not in truncated and "top_k" not in truncated, truncated
 
 
 def test_under_jit():
