@@ -125,7 +125,7 @@ def generate_groups(
 
   # The prompt stays once per prompt; each sample caches the N - 1 tokens it feeds back.
   cache = partitioning.constrain_cache(
-      llama.init_group_cache(model.config, prompt_cache, prompt_lengths, k, max(n - 1, 1)), model
+      llama.init_group_cache(model.config, prompt_cache, prompt_lengths, k, memory.sample_cache_slots(n)), model
   )  # prompt [L, P, KV, Lp, Dh], samples [L, P * k, KV, Ns, Dh]
   row_lengths = jnp.repeat(prompt_lengths, k)  # [P * k]
 

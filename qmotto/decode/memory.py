@@ -102,6 +102,11 @@ class MemoryPlan:
     return self
 
 
+def sample_cache_slots(max_new_tokens: int) -> int:
+  """Ns, the cache slots of one sample in `generate`: the N - 1 tokens it feeds back (at least one slot)."""
+  return max(max_new_tokens - 1, 1)
+
+
 def device_memory_bytes(device: jax.Device | None = None) -> int | None:
   """The memory a device of this process reports (`memory_stats()["bytes_limit"]`), None where it reports none (CPU)."""
   device = device or jax.local_devices()[0]
@@ -158,7 +163,7 @@ def plan_memory(
   cache = partitioning.cache_spec(config, mesh)  # [L, rows, KV, S, Dh]
   dtype = config.compute_dtype
   l, kv, dh = config.num_layers, config.num_kv_heads, config.head_dim
-  s = max(n - 1, 1)
+  s = sample_cache_slots(n)
   rows = jax.sharding.PartitionSpec(partitioning.DATA_AXIS)
   m = partitioning.model_parallelism(mesh)
   per_row_width = math.ceil(config.intermediate_size / m) + math.ceil(config.num_heads * dh / m)
