@@ -1,4 +1,10 @@
-"""The headline metric: fraction of samples saved against i.i.d. sampling."""
+"""The headline metric: fraction of samples saved against i.i.d. sampling.
+
+The curves may be any accuracy at k in [0, 1] estimated for both samplers on
+the same problems: pass@k (`passk.pass_at_k`), or maj@k, weighted@k, bon@k
+(`tts.strategy_at_k`). Only pass@k is sure to increase with k; the saving
+reads the first k' where the sampler's curve reaches the target either way.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ def _k_index(ks: np.ndarray, k) -> int:
   k = _validate.int_argument("k", k, minimum=1)
   where = np.flatnonzero(ks == k)
   if where.size == 0:
-    raise ValueError(f"k={k} must be one of ks={ks.tolist()} (the i.i.d. pass@k is read there).")
+    raise ValueError(f"k={k} must be one of ks={ks.tolist()} (the i.i.d. value at k is read there).")
   return int(where[0])
 
 
@@ -65,7 +71,7 @@ def _saved(ks: np.ndarray, curves: np.ndarray, targets: np.ndarray, k: int, inte
 
 def samples_saved(ks, sampler_curve, iid_curve, k: int, *, interpolate: bool = True) -> float:
   """Fraction of samples saved: 1 - k'/k, k' the smallest k' where the sampler
-  reaches i.i.d. pass@k.
+  reaches i.i.d. pass@k (or the i.i.d. value of another metric@k).
 
   The target is iid_curve at k. k' is found on the sampler curve over the
   WHOLE grid ks, also beyond k:
@@ -87,9 +93,10 @@ def samples_saved(ks, sampler_curve, iid_curve, k: int, *, interpolate: bool = T
   Args:
     ks: strictly increasing ints >= 1, the k values both curves were
       evaluated at (e.g. 1, 2, 4, ..., 64).
-    sampler_curve: float[K] the sampler's pass@ks (mean over problems).
-    iid_curve: float[K] i.i.d. pass@ks (mean over problems).
-    k: the budget whose i.i.d. pass@k is the target; must be one of ks.
+    sampler_curve: float[K] the sampler's pass@ks, or maj@ks etc. (mean over
+      problems), in [0, 1].
+    iid_curve: float[K] i.i.d. values of the same metric at ks (mean over problems).
+    k: the budget whose i.i.d. value is the target; must be one of ks.
     interpolate: see above.
 
   Returns:
@@ -128,8 +135,10 @@ def bootstrap_samples_saved(
 
   Args:
     ks: strictly increasing ints >= 1 (see `samples_saved`).
-    sampler_per_problem: float[P, K] the sampler's per-problem pass@ks.
-    iid_per_problem: float[P, K] i.i.d. per-problem pass@ks, same problems.
+    sampler_per_problem: float[P, K] the sampler's per-problem pass@ks (or
+      maj@ks, ..., from `strategy_at_k`).
+    iid_per_problem: float[P, K] i.i.d. per-problem values of the same
+      metric, same problems.
     k: one of ks.
     seed: int >= 0 for `np.random.default_rng`; required.
     num_resamples: bootstrap resamples B >= 1.
