@@ -63,7 +63,49 @@ def _lookup(
   return index, lower, upper
 
 
-def invert_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _invert(
+    weights: jax.Array, u: jax.Array, floor: jax.Array | None
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+  """`invert_cdf`, plus the chosen token's weight and the row's total: float32[B] each."""
+  batch, vocab = weights.shape
+
+  def kept(w, floor_):  # w: [B, ...]; floor_: [B] or None.
+    if floor_ is None:
+      return w
+    floor_ = floor_.reshape(floor_.shape + (1,) * (w.ndim - 1))
+    return jnp.where(w <= floor_, 0.0, w)
+
+  if vocab <= BLOCK:
+    weights = kept(weights, floor)  # [B, V]
+    cdf = monotone_cdf(weights)  # [B, V]
+    total = cdf[:, -1]
+    target = u * total
+    tokens, lower, upper = _lookup(weights, cdf, target)
+  else:
+    num_blocks = -(-vocab // BLOCK)
+    padded = jnp.pad(weights, ((0, 0), (0, num_blocks * BLOCK - vocab)))
+    blocks = padded.reshape(batch, num_blocks, BLOCK)  # [B, nb, BLOCK]
+    # The truncation mask is applied inside the reduction (XLA fuses it), so
+    # no masked copy of the [B, V] weights is ever written.
+    block_sums = jnp.sum(kept(blocks, floor), axis=-1)  # [B, nb]
+    block_cdf = monotone_cdf(block_sums)  # [B, nb]
+    total = block_cdf[:, -1]
+    target = u * total
+    block, block_lower, _ = _lookup(block_sums, block_cdf, target)
+    inner = kept(jnp.take_along_axis(blocks, block[:, None, None], axis=1)[:, 0], floor)  # [B, BLOCK]
+    local = target - block_lower
+    offset, lower, upper = _lookup(inner, monotone_cdf(inner), local)
+    tokens, target = block * BLOCK + offset, local
+  width = upper - lower
+  rescaled = jnp.where(width > 0, (target - lower) / jnp.where(width > 0, width, 1.0), 0.0)
+  rescaled = jnp.clip(rescaled, 0.0, np.float32(1.0 - 2.0**-24))
+  chosen = jnp.take_along_axis(weights, tokens[:, None], axis=-1)[:, 0]  # [B], a kept entry.
+  return tokens, rescaled, chosen, total
+
+
+def invert_cdf(
+    weights: jax.Array, u: jax.Array, floor: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
   """Chooses tokens by inverse CDF and rescales u into the chosen bin.
 
   Above `BLOCK` tokens the search runs in two levels, each with the robust
@@ -74,33 +116,17 @@ def invert_cdf(weights: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
 
   Args:
     weights: float32[B, V] unnormalised probabilities, >= 0, a positive entry
-      in every row.
+      in every row (above the floor).
     u: float32[B] in [0, 1).
+    floor: optional float32[B]: only the weights above their row's floor
+      count (the others as zero), e.g. a top-p threshold
+      (`transforms.token_weights_and_floor`); applied on the fly.
 
   Returns:
-    tokens: int32[B], never a zero-weight token.
+    tokens: int32[B], never a zero-weight (or dropped) token.
     rescaled: float32[B] in [0, 1), (u - l) / p for the chosen bin [l, l + p).
   """
-  batch, vocab = weights.shape
-  if vocab <= BLOCK:
-    cdf = monotone_cdf(weights)  # [B, V]
-    target = u * cdf[:, -1]
-    tokens, lower, upper = _lookup(weights, cdf, target)
-  else:
-    num_blocks = -(-vocab // BLOCK)
-    padded = jnp.pad(weights, ((0, 0), (0, num_blocks * BLOCK - vocab)))
-    blocks = padded.reshape(batch, num_blocks, BLOCK)  # [B, nb, BLOCK]
-    block_sums = jnp.sum(blocks, axis=-1)  # [B, nb]
-    block_cdf = monotone_cdf(block_sums)  # [B, nb]
-    target = u * block_cdf[:, -1]
-    block, block_lower, _ = _lookup(block_sums, block_cdf, target)
-    inner = jnp.take_along_axis(blocks, block[:, None, None], axis=1)[:, 0]  # [B, BLOCK]
-    local = target - block_lower
-    offset, lower, upper = _lookup(inner, monotone_cdf(inner), local)
-    tokens, target = block * BLOCK + offset, local
-  width = upper - lower
-  rescaled = jnp.where(width > 0, (target - lower) / jnp.where(width > 0, width, 1.0), 0.0)
-  rescaled = jnp.clip(rescaled, 0.0, np.float32(1.0 - 2.0**-24))
+  tokens, rescaled, _, _ = _invert(weights, u, floor)
   return tokens, rescaled
 
 
@@ -122,8 +148,7 @@ def choose_tokens(
   """
   if transform.greedy:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32), u, jnp.zeros(u.shape, jnp.float32)
-  weights = transforms.token_weights(logits, transform)  # [B, V], max 1.
-  tokens, rescaled = invert_cdf(weights, u)
-  chosen = jnp.take_along_axis(weights, tokens[:, None], axis=-1)[:, 0]  # [B]
-  logprobs = jnp.log(chosen) - jnp.log(jnp.sum(weights, axis=-1))
+  weights, floor = transforms.token_weights_and_floor(logits, transform)  # [B, V] max 1, [B] or None.
+  tokens, rescaled, chosen, total = _invert(weights, u, floor)
+  logprobs = jnp.log(chosen) - jnp.log(total)
   return tokens, rescaled, logprobs

@@ -86,6 +86,25 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
   Returns:
     float32[B, V], >= 0, largest entry 1 in every row with a finite logit.
   """
+  w, floor = token_weights_and_floor(logits, transform)
+  return w if floor is None else jnp.where(w <= floor[:, None], 0.0, w)
+
+
+def token_weights_and_floor(logits: jax.Array, transform: LogitTransform) -> tuple[jax.Array, jax.Array | None]:
+  """`token_weights` as (weights, floor): the top-p cut as a threshold, not applied.
+
+  The kept weights are those above their row's floor; `inverse_cdf` applies
+  the floor inside its own pass, so the sampling step never writes a masked
+  copy of the [B, V] weights.
+
+  Args:
+    logits: float[B, V].
+    transform: a non-greedy LogitTransform.
+
+  Returns:
+    weights: float32[B, V] >= 0 (temperature, top-k and min-p applied).
+    floor: float32[B] (keep w > floor), or None without top-p.
+  """
   x = logits.astype(jnp.float32)
   top = jnp.max(x, axis=-1)  # [B]; top-k keeps the maximum.
   if transform.top_k is not None:
@@ -103,9 +122,13 @@ def token_weights(logits: jax.Array, transform: LogitTransform) -> jax.Array:
     # A T > 0 below float32's smallest normal number (accelerators flush it
     # to zero, and 0 / 0 is NaN): the limit, uniform over the row's maxima.
     w = (shifted == 0).astype(jnp.float32)  # [B, V]
-  if transform.top_p is not None:
+  floor = None
+  if transform.top_p is not None and transform.top_p < 1.0:
     # A valid row's largest weight is exp(0) = 1; a row of -inf logits has none.
-    w = truncation.top_p_weights(w, transform.top_p, row_max=valid.astype(jnp.float32))
+    floor = truncation.top_p_floor(w, transform.top_p, row_max=valid.astype(jnp.float32))  # [B]
   if transform.min_p is not None and transform.min_p > 0.0:
+    if floor is not None:
+      w = jnp.where(w <= floor[:, None], 0.0, w)
+      floor = None
     w = jnp.where(w < transform.min_p * jnp.max(w, axis=-1, keepdims=True), 0.0, w)
-  return w
+  return w, floor

@@ -508,13 +508,31 @@ def top_k_logits(logits: jax.Array, k: int, row_max: jax.Array | None = None) ->
   return jnp.where(_above(logits, cut), logits, -jnp.inf)
 
 
-def top_p_weights(weights: jax.Array, top_p: float, row_max: jax.Array | None = None) -> jax.Array:
-  """Zeroes every weight outside the nucleus of its row.
+def top_p_floor(weights: jax.Array, top_p: float, row_max: jax.Array | None = None) -> jax.Array:
+  """float32[B]: each row's nucleus floor: the nucleus is the weights above it.
 
   With Z the row's sum, w_j is kept iff the mass of the strictly heavier
   entries, sum_{i : w_i > w_j} w_i, is < top_p * Z (the module docstring
   gives the rounding of these float32 sums). The largest weight is always
-  kept, and ties are kept or dropped together.
+  kept, and ties are kept or dropped together. Keep `~(w <= floor)` (the
+  comparison `top_p_weights` makes).
+
+  Args:
+    weights: float32[B, V] >= 0.
+    top_p: in (0, 1]; 1 keeps every weight (the floor is -inf).
+    row_max: float32[B], the row maxima if already known.
+  """
+  top_p = numbers.check_float("top_p", top_p, minimum=0.0, maximum=1.0, exclusive_minimum=True)
+  if top_p >= 1.0:
+    return jnp.full(weights.shape[:1], -jnp.inf, jnp.float32)
+  row_max = jnp.max(weights, axis=-1) if row_max is None else row_max
+  start = jnp.zeros(weights.shape[:1], jnp.int32)  # The key of +0.0: positive weights count.
+  cut = _search_cut(weights, True, top_p, row_max, start)  # [B]
+  return _key_values(cut)
+
+
+def top_p_weights(weights: jax.Array, top_p: float, row_max: jax.Array | None = None) -> jax.Array:
+  """Zeroes every weight outside the nucleus of its row (`top_p_floor`).
 
   Args:
     weights: float32[B, V] >= 0.
@@ -527,7 +545,5 @@ def top_p_weights(weights: jax.Array, top_p: float, row_max: jax.Array | None = 
   top_p = numbers.check_float("top_p", top_p, minimum=0.0, maximum=1.0, exclusive_minimum=True)
   if top_p >= 1.0:
     return weights
-  row_max = jnp.max(weights, axis=-1) if row_max is None else row_max
-  start = jnp.zeros(weights.shape[:1], jnp.int32)  # The key of +0.0: positive weights count.
-  cut = _search_cut(weights, True, top_p, row_max, start)  # [B]
-  return jnp.where(_above(weights, cut), weights, 0.0)
+  floor = top_p_floor(weights, top_p, row_max)  # [B]
+  return jnp.where(weights <= floor[:, None], 0.0, weights)

@@ -206,6 +206,31 @@ def test_truncations_compile_without_a_sort(transform):
   assert " sort(" not in compiled and "topk" not in compiled.lower()
 
 
+@pytest.mark.parametrize("vocab", [200, 4099])
+@pytest.mark.parametrize("top_p", [0.3, 0.95])
+def test_floor_applied_inside_the_inverse_cdf_equals_the_masked_weights(vocab, top_p):
+  """The sampling step applies the nucleus floor on the fly; the result is that of the masked weights."""
+  keys = jax.random.split(jax.random.key(11), 3)
+  logits = jax.random.normal(keys[0], (96, vocab)) * jnp.where(jnp.arange(96) < 48, 1.0, 4.0)[:, None]
+  u = jax.random.uniform(keys[1], (96,))
+  transform = LogitTransform(top_p=top_p)
+  weights, floor = transforms.token_weights_and_floor(logits, transform)
+  assert floor.shape == (96,)
+  masked = transforms.token_weights(logits, transform)
+  np.testing.assert_array_equal(masked, truncation.top_p_weights(weights, top_p))
+  np.testing.assert_array_equal(masked, jnp.where(weights <= floor[:, None], 0.0, weights))
+  assert 0 < int(jnp.sum(masked == 0)) < masked.size  # The floor drops some weights, not all.
+  tokens, rescaled = inverse_cdf.invert_cdf(weights, u, floor)
+  reference_tokens, reference_rescaled = inverse_cdf.invert_cdf(masked, u)
+  np.testing.assert_array_equal(tokens, reference_tokens)
+  np.testing.assert_allclose(rescaled, reference_rescaled, atol=1e-6)
+  assert np.all(np.take_along_axis(np.asarray(masked), np.asarray(tokens)[:, None], axis=1) > 0)
+  chosen, _, logprobs = inverse_cdf.choose_tokens(logits, u, transform)
+  np.testing.assert_array_equal(chosen, tokens)
+  chosen_weight = np.take_along_axis(np.asarray(masked, np.float64), np.asarray(tokens)[:, None], axis=1)[:, 0]
+  np.testing.assert_allclose(logprobs, np.log(chosen_weight / np.asarray(masked, np.float64).sum(1)), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
