@@ -87,16 +87,24 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   config.batch_size = 16
   config.temperature = 1.0
   config.reward = "binary"  # "binary": score >= tasks.PASS_SCORE; "partial": reasoning-gym's score.
-  # Objective: advantages "mean" (r - group mean), "mean_std" (GRPO's), "loo",
-  # "fixed" (r - baseline);
+  # Objective: advantages "mean" (r - group mean), "mean_std" (GRPO's),
+  # "mean_batch_std" (batch std), "loo", "fixed" (r - baseline);
   # clipped ratio; KL (k3) to the initial model when kl_coef > 0; "sequence"
   # aggregation keeps the policy-gradient form (see qmotto/rl/loss.py).
   config.advantage = "mean"
   config.baseline = 0.5  # advantage "fixed" only: A = r - baseline (unbiased under coupling).
   config.adv_eps = 1e-6
   config.clip_eps = 0.2
+  config.clip_eps_high = 0.0  # > 0: DAPO's clip-higher upper bound (e.g. 0.28); 0: clip_eps (symmetric).
   config.kl_coef = 0.0
+  # "sequence" (Dr. GRPO's constant divisor), "token_mean" (DAPO), "sequence_mean"
+  # (the GRPO paper); the aliases "dr_grpo", "token", "dapo", "grpo" work too.
   config.loss_aggregation = "sequence"
+  # DAPO's dynamic sampling: draw further batches of B prompts while fewer than
+  # B groups have rewards that are not all equal (at most max_sample_batches
+  # batches a step), train on those first; every drawn sample is counted.
+  config.dynamic_sampling = False
+  config.max_sample_batches = 3
   config.updates_per_batch = 1
   # Optimizer: AdamW, warmup then cosine to end_lr_fraction (1.0: constant).
   config.num_steps = _EXPERIMENTS[task]["num_steps"]

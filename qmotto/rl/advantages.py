@@ -7,6 +7,8 @@ Kinds (ADVANTAGES):
   "mean":     A_i = r_i - mean_j r_j (GRPO without the std).
   "mean_std": A_i = (r_i - mean_j r_j) / (std_j r_j + eps), std with ddof 0
               (the GRPO paper's normalisation; a zero-variance group gets 0).
+  "mean_batch_std": A_i = (r_i - mean_j r_j) / (std r + eps), the std of all
+              P * G rewards of the batch (TRL's scale_rewards="batch").
   "loo":      A_i = r_i - mean_{j != i} r_j (leave-one-out, RLOO), which is
               G / (G - 1) times "mean".
   "fixed":    A_i = r_i - b for a baseline b that does not depend on the group.
@@ -22,7 +24,8 @@ Sobol) keeps every y_i an exact draw from pi but makes the y_i dependent.
     (G - 1), which need not vanish.
   * "mean": E[g] = (G - 1)/G times the "loo" expectation (a harmless scale for
     i.i.d. samples, the same coupling term otherwise).
-  * "mean_std": biased even for i.i.d. samples (the std depends on y_i).
+  * "mean_std", "mean_batch_std": biased even for i.i.d. samples (the std
+    depends on y_i), the batch std less so (one sample moves it by O(1/(PG))).
 `qmotto.rl.toy_policy` measures these biases on a policy whose exact gradient
 is known (results/grpo/loo_bias.json, 65536 groups per cell). There the
 coupled estimate is mostly a rescaled true gradient: E[g] = c grad J plus a
@@ -39,9 +42,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-ADVANTAGES = ("mean", "mean_std", "loo", "fixed")
+ADVANTAGES = ("mean", "mean_std", "mean_batch_std", "loo", "fixed")
 # Kinds that need at least two samples per group to be meaningful.
-GROUP_KINDS = ("mean", "mean_std", "loo")
+GROUP_KINDS = ("mean", "mean_std", "mean_batch_std", "loo")
 
 
 def check_kind(kind: str) -> str:
@@ -72,7 +75,7 @@ def advantages(
     kind: one of ADVANTAGES.
     baseline: "fixed" only: a scalar, or float[P] (one per prompt), or
       float[P, G]; required there and rejected otherwise.
-    eps: "mean_std" only: added to the group std.
+    eps: "mean_std" and "mean_batch_std" only: added to the std.
 
   Returns:
     float32[P, G].
@@ -102,6 +105,8 @@ def advantages(
     return rewards - mean
   if kind == "loo":
     return (rewards - mean) * (g / (g - 1))
+  if kind == "mean_batch_std":
+    return (rewards - mean) / (jnp.std(rewards) + eps)
   std = jnp.std(rewards, axis=1, keepdims=True)
   return (rewards - mean) / (std + eps)
 

@@ -14,11 +14,18 @@ Each step s (s = 0 .. num_steps - 1) of `train`:
      "lattice", "sobol", ...), key fold_in(sample key, s): each completion is
      an exact draw from the current policy at `config.temperature`; coupled
      samplers spread the group out. Rewards r[B, G] (`qmotto.rl.rewards`),
-     advantages from `qmotto.rl.advantages` ("mean", "mean_std", "loo", or
-     "fixed": r - config.baseline, the one unbiased under coupling).
+     advantages from `qmotto.rl.advantages` ("mean", "mean_std",
+     "mean_batch_std", "loo", or "fixed": r - config.baseline, the one
+     unbiased under coupling). With `config.dynamic_sampling` (DAPO) further
+     batches of B problems (`TrainingProblems(s, j)`, key fold_in(key, j))
+     are drawn while fewer than B groups have rewards that are not all equal,
+     up to `config.max_sample_batches`; the B groups trained on are those
+     first, and "samples_drawn" in the log counts every drawn sample.
   3. update (`update_policy`): `updates_per_batch` optax updates of the
-     clipped-ratio objective (`qmotto.rl.loss`), optionally with a KL penalty
-     to the frozen initial model.
+     clipped-ratio objective (`qmotto.rl.loss`: aggregation "sequence" (Dr.
+     GRPO), "token_mean" (DAPO) or "sequence_mean" (GRPO), clip-higher with
+     `clip_eps_high`), optionally with a KL penalty to the frozen initial
+     model.
   4. log, evaluate, checkpoint when due.
 
 Files in workdir:
@@ -31,7 +38,9 @@ Files in workdir:
                          take the trained policy.
   workdir/grpo_log.jsonl {"kind": "train", "step", "reward",
                          "zero_variance", "distinct", "length", "no_eos"
-                         (`rewards.group_stats`), "loss", "pg_loss", "kl",
+                         (`rewards.group_stats`), "samples_drawn",
+                         "sample_batches", "zero_variance_drawn"
+                         (`collect_rollout`), "loss", "pg_loss", "kl",
                          "entropy", "clip_fraction", "ratio_dev", "grad_norm",
                          "lr" (`loss.train_step`), "sample_s" (prompts and
                          generate), "reward_s" (decoding, rewards, advantages),
@@ -115,7 +124,17 @@ RUN_FIELDS = (
     "baseline", "adv_eps", "clip_eps", "kl_coef", "loss_aggregation", "updates_per_batch", "learning_rate",
     "warmup_steps", "end_lr_fraction", "weight_decay", "grad_clip", "b1", "b2", "train_pool_size",
     "train_start", "init_checkpoint", "init_step", "model", "prompt_len", "max_new_tokens",
+    "clip_eps_high", "dynamic_sampling", "max_sample_batches",
 )
+# RUN_FIELDS added after the first experiment, with values that give what every
+# run before them did: a saved config without one of them ran as with this
+# value (max_sample_batches has no effect without dynamic sampling).
+ADDED_RUN_FIELDS = {"clip_eps_high": 0.0, "dynamic_sampling": False, "max_sample_batches": 3}
+
+
+def saved_run_config(saved: dict) -> dict:
+  """A saved run's config with the fields it predates filled in (`ADDED_RUN_FIELDS`)."""
+  return {**ADDED_RUN_FIELDS, **saved}
 
 
 # ---------------------------------------------------------------------------
@@ -127,6 +146,7 @@ REQUIRED = (
     "sampler", "group_size", "batch_size", "temperature", "reward", "advantage", "baseline", "adv_eps", "clip_eps",
     "kl_coef", "loss_aggregation", "updates_per_batch", "num_steps", "learning_rate", "warmup_steps",
     "end_lr_fraction", "weight_decay", "grad_clip", "b1", "b2", "train_pool_size", "train_start", "checkpoint_every",
+    "clip_eps_high", "dynamic_sampling", "max_sample_batches",
     "max_to_keep", "log_every", "eval_every", "eval_problems", "eval_samples", "eval_batch_size",
     "target_metric", "target", "progress_bar", "workdir", "output_dir", "plot",
 )
@@ -141,7 +161,7 @@ def check_config(config) -> None:
       ("seed", 0), ("prompt_len", 0), ("max_new_tokens", 0), ("batch_size", 1), ("updates_per_batch", 1),
       ("num_steps", 1), ("warmup_steps", 0), ("train_pool_size", 0), ("train_start", 0), ("checkpoint_every", 1),
       ("max_to_keep", 1), ("log_every", 1), ("eval_every", 0), ("eval_problems", 1), ("eval_samples", 1),
-      ("eval_batch_size", 1), ("init_step", -1),
+      ("eval_batch_size", 1), ("init_step", -1), ("max_sample_batches", 1),
   ):
     config_checks.require_int(config, name, minimum)
   if config.sampler not in samplers_lib.SAMPLERS:
@@ -158,16 +178,25 @@ def check_config(config) -> None:
                      f"{config.sampler!r}: {e}") from e
   if config.reward not in rewards_lib.REWARDS:
     raise ValueError(f"config.reward must be one of {rewards_lib.REWARDS}, got {config.reward!r}.")
-  if config.loss_aggregation not in loss_lib.LOSS_AGGREGATIONS:
-    raise ValueError(
-        f"config.loss_aggregation must be one of {loss_lib.LOSS_AGGREGATIONS}, got {config.loss_aggregation!r}."
-    )
+  try:
+    loss_lib.resolve_aggregation(config.loss_aggregation)
+  except ValueError as e:
+    raise ValueError(f"config.{e}") from e
   progress.check_progress_bar(config.progress_bar)
   for name, strict in (
       ("temperature", True), ("adv_eps", False), ("clip_eps", True), ("kl_coef", False), ("learning_rate", True),
       ("grad_clip", True), ("weight_decay", False), ("end_lr_fraction", False), ("target", False),
+      ("clip_eps_high", False),
   ):
     config_checks.require_float(config, name, 0.0, exclusive_minimum=strict)
+  if not isinstance(config.dynamic_sampling, bool):
+    raise ValueError(f"config.dynamic_sampling must be True or False, got {config.dynamic_sampling!r}.")
+  if config.dynamic_sampling and config.advantage == "fixed":
+    raise ValueError(
+        "config.dynamic_sampling drops the groups whose rewards are all equal, which carry no signal only "
+        "under a group baseline; with config.advantage='fixed' they do: use advantage 'mean', 'mean_std', "
+        "'mean_batch_std' or 'loo'."
+    )
   for name in ("b1", "b2"):
     config_checks.require_fraction(config, name)
   if config.warmup_steps >= config.num_steps:
@@ -211,9 +240,10 @@ def optimizer_config(config) -> state_lib.OptimizerConfig:
 
 
 def loss_config(config) -> loss_lib.LossConfig:
-  """The objective's settings of `config`."""
+  """The objective's settings of `config` (clip_eps_high 0: symmetric clipping)."""
   return loss_lib.LossConfig(
-      float(config.clip_eps), float(config.kl_coef), float(config.temperature), config.loss_aggregation
+      float(config.clip_eps), float(config.kl_coef), float(config.temperature), config.loss_aggregation,
+      float(config.clip_eps_high) or None,
   )
 
 
@@ -293,6 +323,12 @@ def initial_policy(config, *, task=None) -> Policy:
 # The steps of the train loop.
 
 
+# Dynamic sampling's extra batches of streamed problems start this far past
+# train_start, EXTRA_BATCHES_PER_STEP batches reserved per step.
+EXTRA_OFFSET = 100_000_000
+EXTRA_BATCHES_PER_STEP = 64
+
+
 class TrainingProblems:
   """The training problems of each step: streamed from `start`, or cycled over a pool there.
 
@@ -310,11 +346,25 @@ class TrainingProblems:
     self.task, self.batch_size, self.start = task, batch_size, start
     self.pool = task.problems("train", pool_size, start=start) if pool_size else None
 
-  def __call__(self, step: int) -> list:
-    """The B problems of `step`."""
+  def __call__(self, step: int, extra: int = 0) -> list:
+    """The B problems of `step`; `extra` > 0: the step's extra-th further batch (dynamic sampling).
+
+    Extra batches are a function of (step, extra) too: streamed from
+    `EXTRA_OFFSET` past the start (disjoint from every step's own problems),
+    or drawn without replacement from the pool by a generator seeded with
+    (step, extra).
+    """
+    if extra < 0:
+      raise ValueError(f"extra must be >= 0, got {extra}.")
     if self.pool is None:
-      return self.task.problems("train", self.batch_size, start=self.start + step * self.batch_size)
-    rows = (step * self.batch_size + np.arange(self.batch_size)) % len(self.pool)
+      if extra == 0:
+        return self.task.problems("train", self.batch_size, start=self.start + step * self.batch_size)
+      index = step * EXTRA_BATCHES_PER_STEP + extra - 1
+      return self.task.problems("train", self.batch_size, start=self.start + EXTRA_OFFSET + index * self.batch_size)
+    if extra == 0:
+      rows = (step * self.batch_size + np.arange(self.batch_size)) % len(self.pool)
+    else:
+      rows = np.random.default_rng((step, extra)).choice(len(self.pool), self.batch_size, replace=False)
     return [self.pool[r] for r in rows]
 
 
@@ -323,7 +373,10 @@ class Collected(NamedTuple):
 
   Attributes:
     rollout: the `loss.Rollout` of the B * G completions.
-    stats: `rewards.group_stats` of the groups.
+    stats: `rewards.group_stats` of the groups trained on, and
+      "samples_drawn" (B * G times the batches drawn), "sample_batches"
+      (1 without dynamic sampling), "zero_variance_drawn" (the fraction of
+      all drawn groups whose rewards are all equal).
     seconds: {"sample_s" (prompts and generate), "reward_s" (decoding,
       rewards, advantages)}; assembling the rollout counts as update time.
   """
@@ -333,23 +386,42 @@ class Collected(NamedTuple):
   seconds: dict[str, float]
 
 
-def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, config,
-                    reward_fn: rewards_lib.RewardFn) -> Collected:
-  """Samples G completions of each problem from the policy, scores them, and assembles the rollout.
+class Groups(NamedTuple):
+  """B groups of G completions and their rewards, before the advantages.
 
-  Args:
-    key: the step's sampling key (fold_in(sample key, step)).
-    params: the current policy's parameters.
-    problems: the step's B problems (`TrainingProblems`).
-    policy: the initial Policy (its model's parameters are the KL reference).
-    config: the GRPO config (sampler, group_size, temperature, advantage,
-      adv_eps, baseline, kl_coef).
-    reward_fn: reward(problem, text) -> float.
-
-  Returns:
-    The rollout with its advantages, the groups' statistics, and timings.
+  Attributes:
+    prompts: int32[B, Lp]; lengths: int32[B].
+    output: the `decode.GenerateOutput` (tokens [B, G, N], logprobs, lengths [B, G]), on the host.
+    ended: bool[B, G], completions that ended with EOS.
+    rewards: float32[B, G].
+    texts: the completions, texts[B][G].
   """
-  start = time.perf_counter()
+
+  prompts: np.ndarray
+  lengths: np.ndarray
+  output: decode.GenerateOutput
+  ended: np.ndarray
+  rewards: np.ndarray
+  texts: list
+
+  def take(self, rows) -> "Groups":
+    """The groups `rows` (int[m]), in that order."""
+    rows = np.asarray(rows, np.int64)
+    out = jax.tree.map(lambda a: np.asarray(a)[rows], self.output)
+    return Groups(self.prompts[rows], self.lengths[rows], out, self.ended[rows], self.rewards[rows],
+                  [self.texts[r] for r in rows])
+
+  @staticmethod
+  def concatenate(parts: list["Groups"]) -> "Groups":
+    out = jax.tree.map(lambda *arrays: np.concatenate(arrays), *[p.output for p in parts])
+    return Groups(np.concatenate([p.prompts for p in parts]), np.concatenate([p.lengths for p in parts]), out,
+                  np.concatenate([p.ended for p in parts]), np.concatenate([p.rewards for p in parts]),
+                  [t for p in parts for t in p.texts])
+
+
+def draw_groups(key: jax.Array, params, problems: list, policy: Policy, config,
+                  reward_fn: rewards_lib.RewardFn) -> Groups:
+  """G completions of each problem from the policy (`config.sampler`), decoded and scored."""
   tokenizer, mconfig = policy.tokenizer, policy.model.config
   prompts, lengths = prompting.encode_prompts(
       tokenizer, policy.task, problems, data.STYLE, length=policy.prompt_len, pad_id=tokenizer.pad_id
@@ -360,20 +432,84 @@ def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, conf
       sampling=sampling.SamplingOptions.create(config.sampler, temperature=float(config.temperature)),
       eos_id=tokenizer.eos_id, pad_id=tokenizer.pad_id,
   )
-  tokens, out_lengths = np.asarray(out.tokens), np.asarray(out.lengths)  # int32[B, G, N], int32[B, G]
-  sampled = time.perf_counter()
-  texts = prompting.decode_completions(tokenizer, tokens, out_lengths)
+  out = jax.tree.map(np.asarray, out)  # tokens int32[B, G, N], lengths int32[B, G]
+  texts = prompting.decode_completions(tokenizer, out.tokens, out.lengths)
   rewards = rewards_lib.score_rewards(reward_fn, problems, texts)  # float32[B, G]
+  ended = np.asarray(out.ended(tokenizer.eos_id))
+  return Groups(np.asarray(prompts), np.asarray(lengths), out, ended, np.asarray(rewards), texts)
+
+
+def informative_first(parts: list[Groups], batch_size: int) -> np.ndarray:
+  """int[batch_size]: rows of the concatenated parts to train on, under dynamic sampling (DAPO).
+
+  The groups whose rewards are not all equal, in the order drawn, then (if
+  fewer than batch_size were drawn) the others in the order drawn, so that
+  the batch keeps its shape.
+  """
+  rewards = np.concatenate([p.rewards for p in parts])  # [M B, G]
+  varied = ~np.all(rewards == rewards[:, :1], axis=1)
+  order = np.concatenate([np.flatnonzero(varied), np.flatnonzero(~varied)])
+  return order[:batch_size]
+
+
+def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, config,
+                    reward_fn: rewards_lib.RewardFn, more_problems=None) -> Collected:
+  """Samples G completions of each problem from the policy, scores them, and assembles the rollout.
+
+  With `config.dynamic_sampling` (DAPO), further batches of B problems
+  (`more_problems(j)`, j = 1, 2, ...; key fold_in(key, j)) are drawn while
+  fewer than B of the groups drawn so far have rewards that are not all
+  equal, up to `config.max_sample_batches` batches; the B groups trained on
+  are those first (`informative_first`), and every drawn sample is counted
+  in "samples_drawn".
+
+  Args:
+    key: the step's sampling key (fold_in(sample key, step)).
+    params: the current policy's parameters.
+    problems: the step's B problems (`TrainingProblems`).
+    policy: the initial Policy (its model's parameters are the KL reference).
+    config: the GRPO config (sampler, group_size, temperature, advantage,
+      adv_eps, baseline, kl_coef, dynamic_sampling, max_sample_batches).
+    reward_fn: reward(problem, text) -> float.
+    more_problems: j -> the j-th further batch of B problems (dynamic
+      sampling only; `TrainingProblems(step, j)`).
+
+  Returns:
+    The rollout with its advantages, the groups' statistics, and timings.
+  """
+  start = time.perf_counter()
+  parts = [draw_groups(key, params, problems, policy, config, reward_fn)]
+  batch_size = len(problems)
+  if config.dynamic_sampling:
+    if more_problems is None:
+      raise ValueError("collect_rollout: config.dynamic_sampling needs more_problems (j -> problems).")
+    while len(parts) < config.max_sample_batches:
+      varied = sum(int(np.sum(~np.all(p.rewards == p.rewards[:, :1], axis=1))) for p in parts)
+      if varied >= batch_size:
+        break
+      j = len(parts)
+      parts.append(draw_groups(jax.random.fold_in(key, j), params, more_problems(j), policy, config, reward_fn))
+    groups = Groups.concatenate(parts).take(informative_first(parts, batch_size))
+  else:
+    groups = parts[0]
+  sampled = time.perf_counter()
   adv = advantages_lib.advantages(
-      rewards, config.advantage, eps=float(config.adv_eps),
+      groups.rewards, config.advantage, eps=float(config.adv_eps),
       baseline=float(config.baseline) if config.advantage == "fixed" else None,
   )
   scored = time.perf_counter()
+  mconfig, tokenizer = policy.model.config, policy.tokenizer
   rollout = loss_lib.make_rollout(
-      policy.model.params, jnp.asarray(prompts), jnp.asarray(lengths), out, adv, jnp.int32(tokenizer.pad_id),
+      policy.model.params, jnp.asarray(groups.prompts), jnp.asarray(groups.lengths),
+      jax.tree.map(jnp.asarray, groups.output), adv, jnp.int32(tokenizer.pad_id),
       model_config=mconfig, temperature=float(config.temperature), with_reference=bool(config.kl_coef),
   )
-  stats = rewards_lib.group_stats(rewards, texts, out_lengths, np.asarray(out.ended(tokenizer.eos_id)))
+  stats = rewards_lib.group_stats(groups.rewards, groups.texts, groups.output.lengths, groups.ended)
+  drawn = np.concatenate([p.rewards for p in parts])
+  stats.update(
+      samples_drawn=float(drawn.size), sample_batches=float(len(parts)),
+      zero_variance_drawn=float(advantages_lib.zero_variance_fraction(drawn)),
+  )
   return Collected(rollout, stats, {"sample_s": sampled - start, "reward_s": scored - sampled})
 
 
@@ -416,7 +552,7 @@ def _resume(workdir: str, state: state_lib.TrainState, policy: Policy, config) -
   where = f"{workdir}: checkpoint {restored.step}"
   if restored.model.config != policy.model.config:
     raise ValueError(f"{where} holds a different model ({restored.model.config}); use a fresh workdir.")
-  resume.check_same_run(where, meta, policy.task, meta.get("grpo_config", {}), config, RUN_FIELDS)
+  resume.check_same_run(where, meta, policy.task, saved_run_config(meta.get("grpo_config", {})), config, RUN_FIELDS)
   if restored.extra is None:
     raise ValueError(f"{where} has no optimizer state to resume from; use a fresh workdir.")
   step = int(restored.step)
@@ -522,7 +658,7 @@ def _train(config, workdir: str, task, reward_fn: rewards_lib.RewardFn | None) -
       for step in range(start, config.num_steps):
         step_start = time.perf_counter()
         collected = collect_rollout(jax.random.fold_in(sample_key, step), state.params, problems_of(step), policy,
-                                    config, reward_fn)
+                                    config, reward_fn, more_problems=functools.partial(problems_of, step))
         state, metrics = update(state, collected.rollout)
         now = time.perf_counter()
         step_seconds.append(now - step_start)

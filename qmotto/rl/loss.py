@@ -6,19 +6,31 @@
 
 The loss (per completion token t of sample i, mask m by its length):
     ratio = exp(logp_new - logp_old),
-    obj   = min(ratio * A_i, clip(ratio, 1 - eps, 1 + eps) * A_i)
+    obj   = min(ratio * A_i, clip(ratio, 1 - eps, 1 + eps_high) * A_i)
     kl    = exp(logp_ref - logp_new) - (logp_ref - logp_new) - 1   (k3)
     per-token loss = -obj + kl_coef * kl
 logp_old are `generate`'s sampling-time log-probabilities; logp_new are
 recomputed by a teacher-forced forward pass over prompt + completion, both
 of logits / temperature. With one update per batch the ratio is 1 up to
-float rounding and the gradient is the policy gradient. Aggregation
-(`LOSS_AGGREGATIONS`): "sequence" sums each completion's tokens and divides
-by B * G * N (a constant), so at ratio 1 the gradient is exactly
--(1 / (B G N)) sum_i A_i grad log pi(y_i): with a fixed baseline it is
-unbiased under coupling (`qmotto.rl.advantages`); "token_mean" divides by the
-number of completion tokens (DAPO), "sequence_mean" averages per-completion
-token means (the GRPO paper); both weight tokens by length-dependent factors.
+float rounding and the gradient is the policy gradient. eps_high = eps
+unless `clip_eps_high` is set (DAPO's "clip-higher": a larger upper bound
+lets the probability of unlikely good tokens grow faster).
+
+Aggregation (`LOSS_AGGREGATIONS`), with per-token loss l_it and mask m_it
+over the R = B * G completions of N tokens:
+  * "sequence": sum_it m_it l_it / (R N), a constant divisor, so at ratio 1
+    the gradient is exactly -(1 / (R N)) sum_i A_i grad log pi(y_i): with a
+    fixed baseline it is unbiased under coupling (`qmotto.rl.advantages`).
+    This is Dr. GRPO's "no length normalisation" (TRL loss_type="dr_grpo").
+  * "token_mean": sum_it m_it l_it / sum_it m_it, the mean over the batch's
+    completion tokens (DAPO; TRL "dapo" / "bnpo").
+  * "sequence_mean": mean_i (sum_t m_it l_it / sum_t m_it), the mean of the
+    completions' token means (the GRPO paper; TRL "grpo").
+The last two weight tokens by length-dependent factors. The peers' names are
+accepted as aliases (`AGGREGATION_ALIASES`): "dr_grpo" -> "sequence",
+"token" and "dapo" -> "token_mean", "grpo" -> "sequence_mean". Dr. GRPO also
+drops the group std from the advantages: advantage "mean"
+(`qmotto.rl.advantages`).
 """
 
 from __future__ import annotations
@@ -35,22 +47,43 @@ from qmotto.models import llama
 from qmotto.train import state as state_lib
 
 LOSS_AGGREGATIONS = ("sequence", "token_mean", "sequence_mean")
+# The names other GRPO implementations use (TRL, verl, the papers) for the same aggregations.
+AGGREGATION_ALIASES = {"dr_grpo": "sequence", "token": "token_mean", "dapo": "token_mean", "grpo": "sequence_mean"}
+
+
+def resolve_aggregation(name) -> str:
+  """The canonical aggregation (one of LOSS_AGGREGATIONS) for `name` or its alias.
+
+  Raises:
+    ValueError: naming the allowed names and aliases.
+  """
+  if isinstance(name, str):
+    name = AGGREGATION_ALIASES.get(name, name)
+    if name in LOSS_AGGREGATIONS:
+      return name
+  raise ValueError(
+      f"loss aggregation must be one of {LOSS_AGGREGATIONS} or an alias {sorted(AGGREGATION_ALIASES)}, "
+      f"got {name!r}."
+  )
 
 
 class LossConfig(NamedTuple):
   """The objective's settings (hashable: a static jit argument).
 
   Attributes:
-    clip_eps: the ratio is clipped to [1 - clip_eps, 1 + clip_eps].
+    clip_eps: the ratio is clipped to [1 - clip_eps, 1 + clip_eps_high].
     kl_coef: weight of the k3 KL estimate to the reference model (0: none).
     temperature: logits are divided by it (as when sampling).
-    aggregation: one of LOSS_AGGREGATIONS.
+    aggregation: one of LOSS_AGGREGATIONS or an alias (AGGREGATION_ALIASES).
+    clip_eps_high: the upper clip (DAPO's clip-higher, e.g. 0.28); None:
+      clip_eps (symmetric).
   """
 
   clip_eps: float = 0.2
   kl_coef: float = 0.0
   temperature: float = 1.0
   aggregation: str = "sequence"
+  clip_eps_high: float | None = None
 
 
 class Rollout(NamedTuple):
@@ -127,6 +160,8 @@ def completion_logprobs(
 
 
 def _aggregate(values: jax.Array, mask: jax.Array, aggregation: str) -> jax.Array:
+  """The aggregation of per-token values [R, N] under the mask (the module docstring)."""
+  aggregation = resolve_aggregation(aggregation)
   total = values * mask
   if aggregation == "sequence":
     return jnp.sum(total) / mask.size
@@ -149,14 +184,30 @@ def policy_loss(
   logp, entropy = completion_logprobs(
       params, model_config, rollout.tokens, rollout.prompt_lengths, num_new, loss_config.temperature
   )
+  loss, metrics = objective(logp, rollout, loss_config)
+  tokens = jnp.maximum(jnp.sum(rollout.mask), 1.0)
+  return loss, {**metrics, "entropy": jnp.sum(entropy * rollout.mask) / tokens}
+
+
+def objective(logp: jax.Array, rollout: Rollout, loss_config: LossConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The loss from the current log-probabilities of the rollout's tokens (no model call).
+
+  Args:
+    logp: float32[R, N], log pi_new of each completion token.
+    rollout: the rollout (its mask, old and reference log-probs, advantages).
+    loss_config: the objective's settings.
+
+  Returns:
+    (loss float32[], {"pg_loss", "kl", "clip_fraction", "ratio_dev"}).
+  """
   mask = rollout.mask
   log_ratio = jnp.where(mask > 0, logp - rollout.old_logprobs, 0.0)
   ratio = jnp.exp(log_ratio)
   adv = rollout.advantages[:, None]
-  eps = loss_config.clip_eps
-  unclipped, clipped = ratio * adv, jnp.clip(ratio, 1.0 - eps, 1.0 + eps) * adv
-  objective = jnp.minimum(unclipped, clipped)
-  pg_loss = _aggregate(-objective, mask, loss_config.aggregation)
+  low = loss_config.clip_eps
+  high = low if loss_config.clip_eps_high is None else loss_config.clip_eps_high
+  unclipped, clipped = ratio * adv, jnp.clip(ratio, 1.0 - low, 1.0 + high) * adv
+  pg_loss = _aggregate(-jnp.minimum(unclipped, clipped), mask, loss_config.aggregation)
   loss = pg_loss
   if loss_config.kl_coef:
     log_ref = jnp.where(mask > 0, rollout.ref_logprobs - logp, 0.0)
@@ -168,7 +219,6 @@ def policy_loss(
   metrics = {
       "pg_loss": pg_loss,
       "kl": kl,
-      "entropy": jnp.sum(entropy * mask) / tokens,
       "clip_fraction": jnp.sum((clipped < unclipped) * mask) / tokens,
       "ratio_dev": jnp.max(jnp.abs(ratio - 1.0) * mask),
   }

@@ -54,3 +54,10 @@ def test_zero_variance_fraction():
 def test_bad_input(rewards, kwargs, match):
   with pytest.raises(ValueError, match=match):
     adv.advantages(rewards, **kwargs)
+
+
+def test_batch_std_scaling_on_a_fixed_batch():
+  rewards = np.array([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])  # group means 0.5 and 1.
+  # All 8 rewards: mean 0.75, std sqrt(0.75 * 0.25) = 0.4330.
+  want = np.array([[0.5, -0.5, -0.5, 0.5], [0.0, 0.0, 0.0, 0.0]]) / (np.sqrt(0.1875) + 1e-6)
+  np.testing.assert_allclose(adv.advantages(rewards, "mean_batch_std", eps=1e-6), want, rtol=1e-6)

@@ -115,15 +115,72 @@ def test_resume_after_a_crash_is_bit_identical_and_compiles_once(tmp_path):
     grpo.train(other, whole, task=TASK, reward_fn=char_reward)
 
 
+def _groups(rewards):
+  rewards = np.asarray(rewards, np.float32)
+  b, g = rewards.shape
+  out = grpo.decode.GenerateOutput(tokens=np.zeros((b, g, 2), np.int32), logprobs=np.zeros((b, g, 2), np.float32),
+                                   lengths=np.full((b, g), 2, np.int32))
+  return grpo.Groups(np.zeros((b, 3), np.int32), np.full((b,), 3, np.int32), out, np.ones((b, g), bool), rewards,
+                     [["x"] * g for _ in range(b)])
+
+
+def test_dynamic_sampling_trains_on_the_informative_groups_first():
+  first = _groups([[1, 1], [0, 1], [0, 0]])  # group 1 varies.
+  second = _groups([[0, 0], [1, 0], [0, 1]])  # groups 4 and 5 vary.
+  assert list(grpo.informative_first([first, second], 3)) == [1, 4, 5]
+  assert list(grpo.informative_first([first], 3)) == [1, 0, 2]  # too few: the others fill the batch, in order.
+  taken = grpo.Groups.concatenate([first, second]).take([1, 4, 5])
+  np.testing.assert_array_equal(taken.rewards, [[0, 1], [1, 0], [0, 1]])
+  assert taken.output.tokens.shape == (3, 2, 2) and len(taken.texts) == 3
+
+
+def test_dynamic_sampling_needs_a_group_baseline():
+  with pytest.raises(ValueError, match="config.dynamic_sampling drops the groups"):
+    grpo.check_config(_config(dynamic_sampling=True, advantage="fixed"))
+
+
+def test_training_problems_extra_batches_are_reproducible_and_disjoint():
+  stream = grpo.TrainingProblems(TASK, 4, 0, 1000)
+  own = {p.index for step in range(3) for p in stream(step)}
+  extra = [p.index for step in range(3) for j in (1, 2) for p in stream(step, j)]
+  assert len(set(extra)) == len(extra) and not own & set(extra)
+  assert [p.index for p in stream(2, 1)] == [p.index for p in grpo.TrainingProblems(TASK, 4, 0, 1000)(2, 1)]
+  pool = grpo.TrainingProblems(TASK, 4, 10, 1000)
+  drawn = [p.index for p in pool(5, 2)]
+  assert len(set(drawn)) == 4 and set(drawn) <= {p.index for p in pool.pool}
+  assert drawn == [p.index for p in grpo.TrainingProblems(TASK, 4, 10, 1000)(5, 2)]
+
+
+def test_dynamic_sampling_draws_until_the_batch_has_signal_and_counts_every_sample(tmp_path):
+  # A reward that is the same for every completion of half the problems (odd index): those groups
+  # carry no signal under a group baseline, so dynamic sampling draws further batches for them.
+  def half_flat(problem, text):
+    return 0.0 if problem.index % 2 else char_reward(problem, text)
+
+  config = _config(num_steps=2, checkpoint_every=2, eval_every=0, dynamic_sampling=True, max_sample_batches=3)
+  grpo.train(config, str(tmp_path / "dynamic"), task=TASK, reward_fn=half_flat)
+  plain = _config(num_steps=2, checkpoint_every=2, eval_every=0)
+  grpo.train(plain, str(tmp_path / "plain"), task=TASK, reward_fn=half_flat)
+  group = config.batch_size * config.group_size
+  for record in (r for r in _log(str(tmp_path / "dynamic")) if r["kind"] == "train"):
+    assert record["sample_batches"] >= 2 and record["samples_drawn"] == record["sample_batches"] * group
+    assert record["zero_variance"] < record["zero_variance_drawn"]  # it trained on the varied groups first.
+  for record in (r for r in _log(str(tmp_path / "plain")) if r["kind"] == "train"):
+    assert record["sample_batches"] == 1 and record["samples_drawn"] == group
+    assert record["zero_variance"] >= 0.5 and record["zero_variance"] == record["zero_variance_drawn"]
+
+
 @pytest.mark.parametrize(
     "field, value, match",
     [
         ("group_size", 1, "config.group_size must be an int >= 2"),
+        ("max_sample_batches", 0, "config.max_sample_batches must be an int >= 1"),
+        ("clip_eps_high", -0.1, "config.clip_eps_high"),
         ("sampler", "gumbel", "config.sampler must be one of"),
         ("advantage", "median", "config.advantage must be one of"),
         ("baseline", float("nan"), "config.baseline must be a finite float"),
         ("reward", "exact", "config.reward must be one of"),
-        ("loss_aggregation", "sum", "config.loss_aggregation must be one of"),
+        ("loss_aggregation", "sum", "config.loss aggregation must be one of"),
         ("temperature", 0.0, "config.temperature must be a finite float > 0"),
         ("clip_eps", -0.1, "config.clip_eps"),
         ("num_steps", 0, "config.num_steps must be an int >= 1"),
@@ -224,7 +281,8 @@ def test_config_defaults_reproduce_the_committed_experiment(task):
                                "checkpoint_every", "output_dir", "workdir")
   for r in results:
     config = grpo_config.get_config(f"task={task},sampler={r['sampler']},seed={r['seed']}").to_dict()
-    assert {f: config[f] for f in fields} == {f: r["config"][f] for f in fields}, (r["sampler"], r["seed"])
+    saved = grpo.saved_run_config(r["config"])
+    assert {f: config[f] for f in fields} == {f: saved[f] for f in fields}, (r["sampler"], r["seed"])
 
 
 def test_smoke_config_end_to_end(tmp_path):

@@ -113,3 +113,57 @@ def test_aggregations_are_finite(aggregation):
   loss, _ = jax.jit(loss_lib.policy_loss, static_argnums=(1, 3))(
       model.params, model.config, rollout, loss_lib.LossConfig(aggregation=aggregation))
   assert math.isfinite(float(loss))
+
+
+def _fixed_batch():
+  """Two completions of 3 tokens (lengths 3 and 1), hand-picked log-probabilities and advantages."""
+  mask = jnp.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+  old = jnp.array([[-1.0, -2.0, -0.5], [-1.5, 0.0, 0.0]])
+  # New minus old log-probs: log 1.5 (ratio 1.5), log 0.5, 0; and log 1.25 on the second completion.
+  logp = old + jnp.log(jnp.array([[1.5, 0.5, 1.0], [1.25, 1.0, 1.0]]))
+  rollout = loss_lib.Rollout(
+      tokens=jnp.zeros((2, 5), jnp.int32), prompt_lengths=jnp.array([2, 2], jnp.int32), mask=mask,
+      old_logprobs=old * mask, ref_logprobs=(old - 0.1) * mask, advantages=jnp.array([1.0, -2.0]))
+  return logp, rollout
+
+
+@pytest.mark.parametrize(
+    "aggregation, clip_eps_high, want",
+    [
+        # Per-token objectives min(r A, clip(r) A): completion 0 (A = 1): r = 1.5 -> clip 1.2 -> 1.2;
+        # r = 0.5 -> min(0.5, 0.8) = 0.5; r = 1 -> 1. Completion 1 (A = -2): r = 1.25 ->
+        # min(-2.5, -2.4) = -2.5. Losses: -1.2, -0.5, -1.0 and 2.5.
+        ("sequence", None, (-1.2 - 0.5 - 1.0 + 2.5) / 6),  # / (R N) = 6, Dr. GRPO.
+        ("dr_grpo", None, (-1.2 - 0.5 - 1.0 + 2.5) / 6),
+        ("token_mean", None, (-1.2 - 0.5 - 1.0 + 2.5) / 4),  # / 4 completion tokens, DAPO.
+        ("token", None, (-1.2 - 0.5 - 1.0 + 2.5) / 4),
+        ("sequence_mean", None, ((-1.2 - 0.5 - 1.0) / 3 + 2.5) / 2),  # the GRPO paper.
+        ("grpo", None, ((-1.2 - 0.5 - 1.0) / 3 + 2.5) / 2),
+        # Clip-higher 0.28: r = 1.5 -> 1.28 (A > 0); completion 1 is unchanged (min picks -2.5).
+        ("token_mean", 0.28, (-1.28 - 0.5 - 1.0 + 2.5) / 4),
+    ],
+)
+def test_objective_on_a_fixed_batch_equals_the_hand_computed_loss(aggregation, clip_eps_high, want):
+  logp, rollout = _fixed_batch()
+  config = loss_lib.LossConfig(clip_eps=0.2, aggregation=aggregation, clip_eps_high=clip_eps_high)
+  loss, metrics = loss_lib.objective(logp, rollout, config)
+  np.testing.assert_allclose(float(loss), want, rtol=1e-6)
+  # Clipped terms active: r = 1.5 with A > 0 (always), r = 0.5 with A > 0 is not (min takes r A).
+  np.testing.assert_allclose(float(metrics["clip_fraction"]), 1 / 4, rtol=1e-6)
+  np.testing.assert_allclose(float(metrics["ratio_dev"]), 0.5, rtol=1e-6)
+
+
+def test_objective_kl_term_on_a_fixed_batch():
+  logp, rollout = _fixed_batch()
+  loss, metrics = loss_lib.objective(logp, rollout, loss_lib.LossConfig(kl_coef=0.5, aggregation="token_mean"))
+  # k3 per token with d = ref - new: exp(d) - d - 1, over the 4 completion tokens.
+  d = np.asarray((rollout.ref_logprobs - logp) * rollout.mask)
+  kl = float(((np.exp(d) - d - 1.0) * np.asarray(rollout.mask)).sum() / 4)
+  np.testing.assert_allclose(float(metrics["kl"]), kl, rtol=1e-5)
+  np.testing.assert_allclose(float(loss), float(metrics["pg_loss"]) + 0.5 * kl, atol=1e-6)
+
+
+def test_unknown_aggregation_is_refused_with_the_allowed_names():
+  logp, rollout = _fixed_batch()
+  with pytest.raises(ValueError, match=r"loss aggregation must be one of .*'sequence'.* or an alias .*'dr_grpo'"):
+    loss_lib.objective(logp, rollout, loss_lib.LossConfig(aggregation="sum"))
