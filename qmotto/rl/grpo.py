@@ -419,7 +419,7 @@ class Groups(NamedTuple):
                   [t for p in parts for t in p.texts])
 
 
-def draw_groups(key: jax.Array, params, problems: list, policy: Policy, config,
+def draw_completions(key: jax.Array, params, problems: list, policy: Policy, config,
                   reward_fn: rewards_lib.RewardFn) -> Groups:
   """G completions of each problem from the policy (`config.sampler`), decoded and scored."""
   tokenizer, mconfig = policy.tokenizer, policy.model.config
@@ -478,7 +478,7 @@ def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, conf
     The rollout with its advantages, the groups' statistics, and timings.
   """
   start = time.perf_counter()
-  parts = [draw_groups(key, params, problems, policy, config, reward_fn)]
+  parts = [draw_completions(key, params, problems, policy, config, reward_fn)]
   batch_size = len(problems)
   if config.dynamic_sampling:
     if more_problems is None:
@@ -488,7 +488,7 @@ def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, conf
       if varied >= batch_size:
         break
       j = len(parts)
-      parts.append(draw_groups(jax.random.fold_in(key, j), params, more_problems(j), policy, config, reward_fn))
+      parts.append(draw_completions(jax.random.fold_in(key, j), params, more_problems(j), policy, config, reward_fn))
     groups = Groups.concatenate(parts).take(informative_first(parts, batch_size))
   else:
     groups = parts[0]
