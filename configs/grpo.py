@@ -116,6 +116,16 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   config.b1 = 0.9
   config.b2 = 0.99
   config.train_pool_size = 0  # 0: fresh training problems every step.
+  # A difficulty band: train only on prompts whose success probability under
+  # the start policy (band_samples i.i.d. samples each, over band_candidates
+  # problems from train_start, cached in band_cache_dir) is in (band_low,
+  # band_high]; (0, 1] with band_low = 0 and band_high = 1 means no band.
+  config.band_low = 0.0
+  config.band_high = 1.0
+  config.band_candidates = 2048
+  config.band_samples = 16
+  config.band_seed = 0
+  config.band_cache_dir = "tmp/grpo/difficulty"
   # Training problems start here, past the indices the SFT model trained on
   # (at most its num_steps * batch_size, or its pool). Countdown's problem space
   # is small, so about half of these repeat SFT problems by content anyway

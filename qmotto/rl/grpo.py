@@ -96,6 +96,7 @@ from qmotto import sampling
 from qmotto.models import llama
 from qmotto.models.loading import checkpoint as checkpoint_lib
 from qmotto.rl import advantages as advantages_lib
+from qmotto.rl import difficulty
 from qmotto.rl import figures
 from qmotto.rl import loss as loss_lib
 from qmotto.rl import rewards as rewards_lib
@@ -109,6 +110,7 @@ from qmotto.train import resume
 from qmotto.train import state as state_lib
 from qmotto.utils import files
 from qmotto.utils import locks
+from qmotto.utils import numbers
 from qmotto.utils import progress
 from qmotto.utils import run_log
 
@@ -124,12 +126,16 @@ RUN_FIELDS = (
     "baseline", "adv_eps", "clip_eps", "kl_coef", "loss_aggregation", "updates_per_batch", "learning_rate",
     "warmup_steps", "end_lr_fraction", "weight_decay", "grad_clip", "b1", "b2", "train_pool_size",
     "train_start", "init_checkpoint", "init_step", "model", "prompt_len", "max_new_tokens",
-    "clip_eps_high", "dynamic_sampling", "max_sample_batches",
+    "clip_eps_high", "dynamic_sampling", "max_sample_batches", "band_low", "band_high", "band_candidates",
+    "band_samples", "band_seed",
 )
 # RUN_FIELDS added after the first experiment, with values that give what every
 # run before them did: a saved config without one of them ran as with this
 # value (max_sample_batches has no effect without dynamic sampling).
-ADDED_RUN_FIELDS = {"clip_eps_high": 0.0, "dynamic_sampling": False, "max_sample_batches": 3}
+ADDED_RUN_FIELDS = {
+    "clip_eps_high": 0.0, "dynamic_sampling": False, "max_sample_batches": 3, "band_low": 0.0, "band_high": 1.0,
+    "band_candidates": 2048, "band_samples": 16, "band_seed": 0,
+}
 
 
 def saved_run_config(saved: dict) -> dict:
@@ -161,7 +167,8 @@ def check_config(config) -> None:
       ("seed", 0), ("prompt_len", 0), ("max_new_tokens", 0), ("batch_size", 1), ("updates_per_batch", 1),
       ("num_steps", 1), ("warmup_steps", 0), ("train_pool_size", 0), ("train_start", 0), ("checkpoint_every", 1),
       ("max_to_keep", 1), ("log_every", 1), ("eval_every", 0), ("eval_problems", 1), ("eval_samples", 1),
-      ("eval_batch_size", 1), ("init_step", -1), ("max_sample_batches", 1),
+      ("eval_batch_size", 1), ("init_step", -1), ("max_sample_batches", 1), ("band_candidates", 1),
+      ("band_samples", 1), ("band_seed", 0),
   ):
     config_checks.require_int(config, name, minimum)
   if config.sampler not in samplers_lib.SAMPLERS:
@@ -191,6 +198,20 @@ def check_config(config) -> None:
     config_checks.require_float(config, name, 0.0, exclusive_minimum=strict)
   if not isinstance(config.dynamic_sampling, bool):
     raise ValueError(f"config.dynamic_sampling must be True or False, got {config.dynamic_sampling!r}.")
+  for name in ("band_low", "band_high"):
+    numbers.check_float(f"config.{name}", config[name], minimum=0.0, maximum=1.0)
+  if config.band_low >= config.band_high:
+    raise ValueError(
+        f"config.band_low must be < config.band_high (the band is (low, high]), got {config.band_low} and "
+        f"{config.band_high}."
+    )
+  if uses_band(config) and config.train_pool_size:
+    raise ValueError(
+        f"config.train_pool_size={config.train_pool_size}: a difficulty band (config.band_low, band_high) makes "
+        "the pool itself; set train_pool_size to 0."
+    )
+  if not isinstance(config.band_cache_dir, str) or not config.band_cache_dir:
+    raise ValueError(f"config.band_cache_dir must be a non-empty path, got {config.band_cache_dir!r}.")
   if config.dynamic_sampling and config.advantage == "fixed":
     raise ValueError(
         "config.dynamic_sampling drops the groups whose rewards are all equal, which carry no signal only "
@@ -220,6 +241,11 @@ def check_config(config) -> None:
       config.target_metric == "greedy_accuracy" or config.target_metric.startswith("pass@")
   ):
     raise ValueError(f"config.target_metric must be 'pass@1', 'pass@<k>' or 'greedy_accuracy', got {config.target_metric!r}.")
+
+
+def uses_band(config) -> bool:
+  """Whether the run trains on a difficulty band of prompts (band_low > 0 or band_high < 1)."""
+  return config.band_low > 0.0 or config.band_high < 1.0
 
 
 def run_keys(config) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -319,6 +345,48 @@ def initial_policy(config, *, task=None) -> Policy:
                 {"checkpoint": "", "step": 0})
 
 
+def band_problems(config, policy: Policy) -> tuple[list, dict]:
+  """The training pool of a difficulty band, and what the result records of it.
+
+  The candidates are the `config.band_candidates` training problems from
+  `config.train_start`; each one's success probability under the start
+  policy is estimated (`difficulty.estimate_success`, `config.band_samples`
+  i.i.d. samples at the training temperature, key(config.band_seed)) and
+  cached in `config.band_cache_dir`; the pool is those in (band_low,
+  band_high].
+
+  Returns:
+    (the pool, {"low", "high", "candidates", "pool_size", "share" (of the
+    candidates in the band), "estimate_mean", "cache"}).
+  """
+  candidates = policy.task.problems("train", config.band_candidates, start=config.train_start)
+  settings = {
+      "init": policy.init, "task": policy.task.to_dict(), "train_start": config.train_start,
+      "candidates": config.band_candidates, "samples": config.band_samples, "seed": config.band_seed,
+      "temperature": float(config.temperature), "prompt_len": policy.prompt_len,
+      "max_new_tokens": policy.max_new_tokens,
+  }
+  if not policy.init["checkpoint"]:  # a random start policy depends on the seed and the model config.
+    settings.update(init_seed=config.seed, model=files.to_jsonable(config.model.to_dict()))
+
+  def compute():
+    logging.info("estimating the success probability of %d candidate prompts", len(candidates))
+    return difficulty.estimate_success(
+        jax.random.key(config.band_seed), policy.model, policy.tokenizer, policy.task, candidates,
+        prompt_len=policy.prompt_len, max_new_tokens=policy.max_new_tokens, num_samples=config.band_samples,
+        batch_size=config.eval_batch_size, temperature=float(config.temperature),
+    )
+
+  estimate = difficulty.cached_estimate(config.band_cache_dir, settings, compute)
+  pool = difficulty.band_pool(candidates, estimate, config.band_low, config.band_high)
+  info = {
+      "low": config.band_low, "high": config.band_high, "candidates": len(candidates), "pool_size": len(pool),
+      "share": len(pool) / len(candidates), "estimate_mean": float(estimate.mean()),
+      "cache": difficulty.cache_path(config.band_cache_dir, settings),
+  }
+  return pool, info
+
+
 # ---------------------------------------------------------------------------
 # The steps of the train loop.
 
@@ -340,11 +408,18 @@ class TrainingProblems:
     batch_size: B problems a step.
     pool_size: 0 to stream fresh problems, else cycle over this many.
     start: the index of the first training problem (config.train_start).
+    pool: an explicit pool to cycle over instead (a difficulty band,
+      `band_problems`).
   """
 
-  def __init__(self, task, batch_size: int, pool_size: int, start: int):
+  def __init__(self, task, batch_size: int, pool_size: int, start: int, pool: list | None = None):
     self.task, self.batch_size, self.start = task, batch_size, start
-    self.pool = task.problems("train", pool_size, start=start) if pool_size else None
+    if pool is not None and len(pool) < batch_size:
+      raise ValueError(
+          f"the training pool holds {len(pool)} problems, fewer than batch_size={batch_size}; widen the "
+          "difficulty band or raise config.band_candidates."
+      )
+    self.pool = pool if pool is not None else task.problems("train", pool_size, start=start) if pool_size else None
 
   def __call__(self, step: int, extra: int = 0) -> list:
     """The B problems of `step`; `extra` > 0: the step's extra-th further batch (dynamic sampling).
@@ -599,7 +674,8 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: rewards_l
     "train_seconds" (wall time, summed over resumes), "seconds_per_step"
     (this process's steps, sampling + rewards + updates, without evaluations
     and checkpoints), "num_params", "init" ({"checkpoint", "step"} of the
-    initial policy; "" and 0 for a random one), "workdir"}.
+    initial policy; "" and 0 for a random one), "band" (`band_problems`'
+    record, None without a difficulty band), "workdir"}.
 
   Raises:
     ValueError: a bad config value (named), a workdir that cannot be written,
@@ -640,7 +716,8 @@ def _train(config, workdir: str, task, reward_fn: rewards_lib.RewardFn | None) -
       eval_key, mconfig, tokenizer, task, eval_set, max_new_tokens=policy.max_new_tokens,
       num_samples=config.eval_samples, batch_size=config.eval_batch_size,
   )
-  problems_of = TrainingProblems(task, config.batch_size, config.train_pool_size, config.train_start)
+  pool, band = band_problems(config, policy) if uses_band(config) else (None, None)
+  problems_of = TrainingProblems(task, config.batch_size, config.train_pool_size, config.train_start, pool=pool)
   update = functools.partial(update_policy, num_updates=config.updates_per_batch, model_config=mconfig, opt=opt,
                              loss_config=loss_config(config))
   save = functools.partial(_save, workdir, policy=policy, config=config)
@@ -695,6 +772,7 @@ def _train(config, workdir: str, task, reward_fn: rewards_lib.RewardFn | None) -
       "seconds_per_step": float(np.mean(step_seconds)) if step_seconds else None,
       "num_params": state_lib.num_params(state.params),
       "init": policy.init,
+      "band": band,
       "workdir": workdir,
   }
 

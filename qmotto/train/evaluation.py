@@ -47,7 +47,11 @@ class EvalSet(NamedTuple):
 
 def make_eval_set(tokenizer, task, num_problems: int, prompt_len: int) -> EvalSet:
   """The first `num_problems` test problems, prompts padded to `prompt_len`."""
-  problems = task.problems("test", num_problems, start=0)
+  return problem_set(tokenizer, task, task.problems("test", num_problems, start=0), prompt_len)
+
+
+def problem_set(tokenizer, task, problems: list, prompt_len: int) -> EvalSet:
+  """Any problems of `task` with their compact prompts padded to `prompt_len`."""
   try:
     prompts, lengths = prompting.encode_prompts(
         tokenizer, task, problems, data.STYLE, length=prompt_len, pad_id=tokenizer.pad_id
@@ -57,9 +61,9 @@ def make_eval_set(tokenizer, task, num_problems: int, prompt_len: int) -> EvalSe
   return EvalSet(problems, prompts, lengths)
 
 
-def _generate_chunks(key, model, eval_set: EvalSet, *, tokenizer, chunk: int, num_samples: int, max_new_tokens: int,
-                     sampling_options: sampling.SamplingOptions):
-  """Completion texts [P][k] and an EOS flag bool[P, k]; fixed-shape chunks of problems."""
+def generate_completions(key, model, eval_set: EvalSet, *, tokenizer, chunk: int, num_samples: int,
+                         max_new_tokens: int, sampling_options: sampling.SamplingOptions):
+  """Completion texts [P][k] and an EOS flag bool[P, k]; fixed-shape chunks of problems (group id = row)."""
   num = len(eval_set.problems)
   texts, stopped = [], []
   for start in range(0, num, chunk):
@@ -100,11 +104,11 @@ def evaluate(
   """
   common = dict(chunk=batch_size, tokenizer=tokenizer, max_new_tokens=max_new_tokens)
   greedy_key, sample_key = jax.random.split(key)
-  greedy, _ = _generate_chunks(
+  greedy, _ = generate_completions(
       greedy_key, model, eval_set, num_samples=1,
       sampling_options=sampling.SamplingOptions.create("iid", temperature=0.0), **common,
   )
-  samples, stopped = _generate_chunks(
+  samples, stopped = generate_completions(
       sample_key, model, eval_set, num_samples=num_samples,
       sampling_options=sampling.SamplingOptions.create("iid", temperature=temperature), **common,
   )
