@@ -81,6 +81,9 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   config.prompt_len = 0  # 0: the checkpoint's metadata.
   config.max_new_tokens = 0  # 0: the checkpoint's metadata.
   config.seed = seed
+  # The experiment the run belongs to (results/grpo/EXPERIMENT.md is "grpo1"); it
+  # names the run's arm and groups the summary (qmotto.rl.summary.run_arm).
+  config.experiment = "grpo1"
   # Groups: B prompts per step, G samples each from config.sampler.
   config.sampler = sampler
   config.group_size = 8

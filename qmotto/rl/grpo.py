@@ -808,7 +808,7 @@ def run(config, *, command: str = "", task=None, reward_fn: rewards_lib.RewardFn
       "command": command,
       "config": config.to_dict(),
   }
-  name = summary_lib.result_name(metrics["task"], config.sampler, config.seed)
+  name = summary_lib.result_name(metrics["task"], summary_lib.run_arm(config.to_dict()), config.seed)
   path = os.path.join(config.output_dir, name + ".json")
   with locks.output_lock(config.output_dir, name="config.output_dir", run=_run_description(config, command)):
     files.write_json(result, path)

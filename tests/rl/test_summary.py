@@ -15,12 +15,13 @@ from qmotto.rl import summary as summary_lib
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _fake_result(task, sampler, seed, curve, target=0.0):
+def _fake_result(task, sampler, seed, curve, target=0.0, **config):
   log = [{"kind": "eval", "step": 10 * i, "pass@1": v} for i, v in enumerate(curve)]
   log += [{"kind": "train", "step": 10 * i + 10, "zero_variance": 0.5, "distinct": 3.0, "reward": v}
           for i, v in enumerate(curve)]
   return {"kind": summary_lib.RESULT_KIND, "task": task, "sampler": sampler, "seed": seed, "log": log,
-          "config": {"num_steps": 10 * (len(curve) - 1), "eval_every": 10, "target": target, "target_metric": "pass@1"}}
+          "config": {"num_steps": 10 * (len(curve) - 1), "eval_every": 10, "target": target, "target_metric": "pass@1",
+                     "sampler": sampler, "batch_size": 4, "group_size": 8, **config}}
 
 
 def test_summary_steps_to_target_against_iid(tmp_path):
@@ -29,7 +30,8 @@ def test_summary_steps_to_target_against_iid(tmp_path):
       _fake_result("t", "lattice", 0, [0.1, 0.5, 0.5, 0.5]), _fake_result("t", "lattice", 1, [0.1, 0.2, 0.2, 0.2]),
   ]
   for r in runs:
-    (tmp_path / f"{summary_lib.result_name(r['task'], r['sampler'], r['seed'])}.json").write_text(json.dumps(r))
+    (tmp_path / f"{summary_lib.result_name(r['task'], summary_lib.run_arm(r['config']), r['seed'])}.json").write_text(
+        json.dumps(r))
   summary = summary_lib.build_summary(str(tmp_path))
   rows = {(r["sampler"], r["seed"]): r for r in summary["rows"]}
   assert all(r["target"] == pytest.approx(0.5) for r in rows.values())  # mean final i.i.d. pass@1.
@@ -52,7 +54,8 @@ def test_summary_steps_to_target_against_iid(tmp_path):
 def _write_results(folder, runs):
   folder.mkdir(parents=True, exist_ok=True)
   for r in runs:
-    (folder / f"{summary_lib.result_name(r['task'], r['sampler'], r['seed'])}.json").write_text(json.dumps(r))
+    (folder / f"{summary_lib.result_name(r['task'], summary_lib.run_arm(r['config']), r['seed'])}.json").write_text(
+        json.dumps(r))
 
 
 def test_summary_over_several_folders_keeps_each_task_target(tmp_path):
@@ -67,10 +70,10 @@ def test_summary_over_several_folders_keeps_each_task_target(tmp_path):
   assert summary_lib.build_summary(str(tmp_path / "a"))["rows"] == summary["rows"][:2]
 
   _write_results(tmp_path / "c", [_fake_result("a", "iid", 0, [0.1])])
-  with pytest.raises(ValueError, match=r"both results of \(task, sampler, seed\) = \('a', 'iid', 0\)"):
+  with pytest.raises(ValueError, match=r"both results of \(experiment, task, arm, seed\) = \('grpo1', 'a', 'iid', 0\)"):
     summary_lib.build_summary([str(tmp_path / "a"), str(tmp_path / "c")])
   _write_results(tmp_path / "d", [_fake_result("a", "stratified", 0, [0.1, 0.2], target=0.5)])
-  with pytest.raises(ValueError, match="the a runs were given different config.target"):
+  with pytest.raises(ValueError, match="the grpo1 a runs were given different config.target"):
     summary_lib.build_summary([str(tmp_path / "a"), str(tmp_path / "d")])
 
 
@@ -92,3 +95,42 @@ def test_summary_runner_writes_one_summary_of_several_folders(tmp_path):
   assert (tmp_path / "all" / "summary_a.png").exists() and (tmp_path / "all" / "summary_b.png").exists()
   assert "lattice" in proc.stdout
 
+
+
+def _with_samples(result, per_step):
+  """The result with "samples_drawn" in its train records (one record per 10 steps: a mean per step)."""
+  for record in result["log"]:
+    if record["kind"] == "train":
+      record["samples_drawn"] = per_step
+  return result
+
+
+def test_second_experiment_arms_moving_average_and_samples(tmp_path):
+  exp2 = dict(experiment="grpo2", group_size=8)
+  curves = {  # pass@1 at steps 0, 10, 20, 30, 40.
+      ("iid", 0): [0.1, 0.3, 0.2, 0.3, 0.4], ("iid", 1): [0.1, 0.2, 0.3, 0.4, 0.5],
+      ("lattice", 0): [0.1, 0.5, 0.3, 0.4, 0.5], ("lattice", 1): [0.1, 0.3, 0.4, 0.5, 0.5],
+  }
+  runs = [_with_samples(_fake_result("t", s, seed, c, target=0.35, **exp2), 32.0) for (s, seed), c in curves.items()]
+  dynamic = _with_samples(_fake_result("t", "iid", 0, [0.1, 0.3, 0.4, 0.4, 0.4], target=0.35, dynamic_sampling=True,
+                                       **exp2), 80.0)
+  first = _fake_result("t", "iid", 0, [0.1, 0.2, 0.3, 0.4, 0.5], target=0.35)  # the first experiment: no samples_drawn.
+  _write_results(tmp_path, runs + [dynamic, first])
+  summary = summary_lib.build_summary(str(tmp_path))
+  rows = {(r["experiment"], r["arm"], r["seed"]): r for r in summary["rows"]}
+  assert set(rows) == {("grpo2", "iid_G8", 0), ("grpo2", "iid_G8", 1), ("grpo2", "lattice_G8", 0),
+                       ("grpo2", "lattice_G8", 1), ("grpo2", "iid+dynamic_G8", 0), ("grpo1", "iid", 0)}
+  lattice0 = rows["grpo2", "lattice_G8", 0]
+  # One evaluation at 0.5 (step 10) reaches 0.35; the trailing mean of three first does at step 30 (0.4).
+  assert lattice0["steps_to_target"] == 10 and lattice0["steps_to_target_ma"] == 30
+  assert lattice0["samples_to_target"] == 320 and lattice0["samples_to_target_ma"] == 960
+  assert rows["grpo2", "iid+dynamic_G8", 0]["samples_to_target_ma"] == 80 * 30  # ma (0.3 + 0.4 + 0.4) / 3 at 30.
+  assert rows["grpo1", "iid", 0]["samples_to_target"] == 4 * 8 * 30  # B * G per step without the field.
+  iid = {a["arm"]: a for a in summary["aggregate"] if a["experiment"] == "grpo2"}
+  paired = iid["lattice_G8"]["paired_vs_iid"]
+  assert paired["baseline"] == "iid_G8" and iid["iid+dynamic_G8"]["paired_vs_iid"]["baseline"] == "iid_G8"
+  mine = [rows["grpo2", "lattice_G8", s]["steps_to_target_ma"] for s in (0, 1)]
+  base = [rows["grpo2", "iid_G8", s]["steps_to_target_ma"] or 40 for s in (0, 1)]
+  assert paired["steps_ma_ratio"]["mean"] == pytest.approx(sum(mine) / sum(base))
+  assert paired["steps_ma_ratio"]["ci_low"] <= paired["steps_ma_ratio"]["mean"] <= paired["steps_ma_ratio"]["ci_high"]
+  assert "lattice_G8" in summary_lib.format_summary(summary)
