@@ -18,9 +18,12 @@ from qmotto import models
 from qmotto import qmc
 from qmotto import sampling
 from qmotto.decode import GenerateOutput
+from qmotto.decode import GroupSlice
+from qmotto.decode import Rounds
 from qmotto.decode import generate
 from qmotto.decode import sample_sequences
 from qmotto.decode import sample_sequences_batched
+from qmotto.decode import sample_until_accepted
 from qmotto.decode import sharding
 from qmotto.models import LlamaConfig
 from qmotto.models import Model
@@ -36,9 +39,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GenerateOutput",
+    "GroupSlice",
     "LlamaConfig",
     "LogitTransform",
     "Model",
+    "Rounds",
     "SAMPLERS",
     "Sampler",
     "SamplingOptions",
@@ -52,6 +57,7 @@ __all__ = [
     "qmc",
     "sample_sequences",
     "sample_sequences_batched",
+    "sample_until_accepted",
     "sampling",
     "sharding",
 ]

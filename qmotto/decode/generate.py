@@ -18,6 +18,11 @@ keys and values once per decode step for its whole group. One jitted
 len_p + t - 1 and samples token t. Everything a step needs that does not
 depend on the logits (the group's point words, its rotation words) is made
 before the loop.
+
+Slices: `num_samples=GroupSlice(offset, size, group_size)` decodes k = size
+sample rows per prompt holding slots [offset, offset + size) of each group
+of group_size (`qmotto.decode.loop.GroupSlice`); the offset is data, so the
+rounds of `sample_until_accepted` share one compilation per batch shape.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from qmotto.decode import checks
+from qmotto.decode import loop
 from qmotto.decode import memory
 from qmotto.models import llama
 from qmotto.models import partitioning
@@ -90,27 +96,31 @@ class GenerateState:
   invalid: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("num_samples", "max_new_tokens", "options"))
+@functools.partial(jax.jit, static_argnames=("max_new_tokens", "options"))
 def generate_groups(
     key: jax.Array,
     model: llama.Model,
     prompts: jax.Array,
     prompt_lengths: jax.Array,
     group_ids: jax.Array,
+    slots: loop.GroupSlice,
     eos_id: jax.Array,
     pad_id: jax.Array,
     *,
-    num_samples: int,
     max_new_tokens: int,
     options: options_lib.SamplingOptions,
 ) -> tuple[GenerateOutput, jax.Array]:
   """The jitted prefill and decode loop of `generate`, on checked arguments (`prepare_generate`).
 
+  `slots` says which k = slots.size points of each group of slots.group_size
+  to decode; its sizes are static (part of its tree structure), its offset
+  is data.
+
   Returns:
     (GenerateOutput, invalid bool[]: some logits row was invalid).
   """
   num_prompts, prompt_len = prompts.shape
-  k, n = num_samples, max_new_tokens
+  k, n = slots.size, max_new_tokens
   rows = num_prompts * k
 
   # Prefill each prompt once: batch P, a cache of Lp slots, logits at the last real token.
@@ -130,9 +140,9 @@ def generate_groups(
   row_lengths = jnp.repeat(prompt_lengths, k)  # [P * k]
 
   # The group's uniforms, exactly as in qmotto.decode.sample_sequences_batched.
-  sample_ids = jnp.arange(k, dtype=jnp.uint32)
+  sample_ids = slots.sample_ids()  # [k] points offset .. offset + k - 1 of each group.
   points_keys, rotation_keys = coupling.group_keys(key, group_ids)
-  words = coupling.initial_words(options.sampler, points_keys, k, n, sample_ids)  # [P, k, s]
+  words = coupling.initial_words(options.sampler, points_keys, slots.group_size, n, sample_ids)  # [P, k, s]
   rotations = coupling.step_rotations(options.sampler, rotation_keys, n)  # [P, N]
 
   def sample(state: GenerateState, logits: jax.Array) -> GenerateState:
@@ -201,14 +211,14 @@ def generate(
     prompts: jax.Array,
     prompt_lengths: jax.Array,
     *,
-    num_samples: int,
+    num_samples: int | loop.GroupSlice,
     max_new_tokens: int,
     sampling: options_lib.SamplingOptions | str = "lattice",
     eos_id: int | None = None,
     pad_id: int = 0,
     group_ids: jax.Array | None = None,
 ) -> GenerateOutput:
-  """Draws `num_samples` coupled continuations of every prompt.
+  """Draws `num_samples` coupled continuations of every prompt (or a slice of each group).
 
   Prompt p is group p, randomized with `fold_in(key, group_ids[p])` (default
   group_ids = arange(P)), as in `sample_sequences_batched`: the same key gives
@@ -229,7 +239,15 @@ def generate(
     model: a `qmotto.models.Model`.
     prompts: int32[P, Lp], right-padded (anything after a prompt's length).
     prompt_lengths: int32[P], each in [1, Lp].
-    num_samples: k, samples per prompt (a power of two for Sobol samplers).
+    num_samples: k, samples per prompt (a power of two for Sobol samplers),
+      or a `GroupSlice(offset, size, group_size)`: slots [offset, offset +
+      size) of each prompt's group of group_size, exactly the samples that
+      this call with num_samples=group_size puts there (k = size). Any
+      sampler may be sliced; the slots drawn so far form a coupled group of
+      their own size only for an extensible sampler (see `GroupSlice`).
+      With the same prompts, a slice holds the whole-group call's tokens
+      bit for bit in the tests; the caveat above still applies (k rows
+      instead of group_size per prompt is another batch layout).
     max_new_tokens: N >= 1; needs prompt_length + N <= config.max_seq_len.
     sampling: a `qmotto.SamplingOptions` (sampler, temperature, top-k,
       top-p, min-p, logit check), or a sampler name / `Sampler` with the
@@ -250,7 +268,7 @@ def generate(
     # Refuse up front, with the numbers, a call that cannot fit.
     mesh = model.mesh or partitioning.make_mesh(devices=jax.devices()[:1])
     memory.plan_memory(
-        model.config, mesh, num_prompts=arrays[2].shape[0], num_samples=static["num_samples"],
+        model.config, mesh, num_prompts=arrays[2].shape[0], num_samples=arrays[5].size,
         prompt_len=arrays[2].shape[1], max_new_tokens=static["max_new_tokens"],
     ).check()
   output, invalid = generate_groups(*arrays, **static)
@@ -270,14 +288,15 @@ def prepare_generate(
   Returns:
     (arrays, static): `generate_groups(*arrays, **static)` runs the call;
     arrays = (key, model, prompts int32, prompt_lengths int32, group_ids
-    uint32, eos_id int32 (-1 for None), pad_id int32), static = {num_samples,
-    max_new_tokens, options}.
+    uint32, slots `GroupSlice` (a whole group for an int num_samples),
+    eos_id int32 (-1 for None), pad_id int32), static = {max_new_tokens,
+    options}.
   """
   if not isinstance(model, llama.Model):
     raise ValueError(f"model must be a qmotto.models.Model, got {type(model).__name__}.")
   config = model.config
   options = options_lib.as_options(sampling)
-  num_samples = options.sampler.check_group_size(num_samples)
+  slots = loop.as_group_slice(num_samples, options.sampler)
   max_new_tokens = options.sampler.check_length(max_new_tokens, "max_new_tokens")
   eos_id = checks.check_token_id("eos_id", eos_id, config.vocab_size, allow_none=True)
   pad_id = checks.check_token_id("pad_id", pad_id, config.vocab_size)
@@ -323,7 +342,8 @@ def prepare_generate(
       prompts.astype(np.int32),
       prompt_lengths.astype(np.int32),
       checks.check_group_ids(group_ids, num_prompts),
+      slots,
       jnp.int32(-1 if eos_id is None else eos_id),
       jnp.int32(pad_id),
   )
-  return arrays, dict(num_samples=num_samples, max_new_tokens=max_new_tokens, options=options)
+  return arrays, dict(max_new_tokens=max_new_tokens, options=options)

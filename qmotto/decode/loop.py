@@ -1,27 +1,105 @@
-"""Model-agnostic coupled sampling of whole sequences.
+"""Model-agnostic coupled sampling of whole sequences, and slices of a group.
 
 The model is seen only through `logits_fn(tokens, t)`, so a fake model can
 test the sampler and any model can use it. The decode loop is one
 `lax.while_loop` over a fixed-size token buffer: nothing recompiles from call
 to call for the same shapes and options.
+
+Slices: every decode entry point takes `num_samples=` as a group size n or
+as a `GroupSlice(offset, size, group_size)`, which draws slots [offset,
+offset + size) of each group of `group_size`: the samples a call with
+`num_samples=group_size` (same key, same group ids) puts in those slots.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Any, Callable
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from qmotto.decode import checks
 from qmotto.sampling import coupling
 from qmotto.sampling import logit_checks
 from qmotto.sampling import options as options_lib
+from qmotto.sampling import samplers as samplers_lib
 
 LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]
 LOGITS_SOURCE = ("logits_fn", "Check the model's outputs and any masking.")
+
+
+@flax.struct.dataclass
+class GroupSlice:
+  """Slots [offset, offset + size) of every group of `group_size` samples.
+
+  Passed as `num_samples=` to `generate`, `sample_sequences_batched` or
+  their sharded forms, it draws exactly the samples that the same call with
+  `num_samples=group_size` puts in those slots: slot i uses point i of the
+  group's `group_size`-point set (made on its own, `index=`), and the
+  code-mode rotations depend only on (key, group id, step), so they are
+  shared by all slices. Any sampler may be sliced and every sliced sample is
+  an exact draw. Whether the slots drawn so far are a coupled group of their
+  own size is the sampler's: for an extensible sampler
+  (`Sampler.extensible`) a prefix of a group of N is the group of that size
+  (so rounds of slices stay one group of N, `sample_until_accepted`); for
+  the natural-order lattice and stratified only all N slots together are a
+  group, though each slot stays exact.
+
+  The offset is data (a new offset reuses the compiled loop); the sizes are
+  static. Checked by `as_group_slice`.
+
+  Attributes:
+    offset: o, the first slot: an int, or an integer scalar array (traced
+      under the caller's jit).
+    size: b >= 1, the slots drawn per group, the output's sample axis.
+    group_size: N, the size of the group the points are made for; o + b <= N.
+  """
+
+  offset: Any
+  size: int = flax.struct.field(pytree_node=False)
+  group_size: int = flax.struct.field(pytree_node=False)
+
+  def sample_ids(self) -> jax.Array:
+    """uint32[size]: the point indices offset, ..., offset + size - 1."""
+    return jnp.asarray(self.offset, jnp.uint32) + jnp.arange(self.size, dtype=jnp.uint32)
+
+
+def as_group_slice(num_samples, sampler: samplers_lib.Sampler) -> GroupSlice:
+  """`num_samples` (a group size or a `GroupSlice`) as a checked GroupSlice.
+
+  Args:
+    num_samples: n, a whole group of n (slots [0, n)), or a GroupSlice.
+    sampler: the sampler; it checks the group size (`Sampler.check_group_size`).
+
+  Returns:
+    GroupSlice with Python int sizes and a uint32 offset (a NumPy scalar, or
+    a traced scalar as given).
+
+  Raises:
+    ValueError: naming the field and what it allows.
+  """
+  if not isinstance(num_samples, GroupSlice):
+    n = sampler.check_group_size(num_samples)
+    return GroupSlice(np.uint32(0), n, n)
+  group_size = sampler.check_group_size(num_samples.group_size, "GroupSlice.group_size")
+  size = checks.check_count("GroupSlice.size", num_samples.size)
+  offset = num_samples.offset
+  if size > group_size:
+    raise ValueError(f"GroupSlice.size={size} exceeds GroupSlice.group_size={group_size}.")
+  if isinstance(offset, jax.core.Tracer):
+    if jnp.ndim(offset) != 0 or not jnp.issubdtype(offset.dtype, jnp.integer):
+      raise ValueError(f"GroupSlice.offset must be an integer scalar, got {offset.dtype}{list(offset.shape)}.")
+    return GroupSlice(offset.astype(jnp.uint32), size, group_size)
+  offset = checks.check_count("GroupSlice.offset", offset, minimum=0)
+  if offset + size > group_size:
+    raise ValueError(
+        f"GroupSlice: offset + size = {offset} + {size} exceeds group_size={group_size}; a slice draws "
+        "slots [offset, offset + size) of a group of group_size."
+    )
+  return GroupSlice(np.uint32(offset), size, group_size)
 
 
 @flax.struct.dataclass
@@ -98,22 +176,25 @@ def sample_groups(
   return state.tokens, state.invalid
 
 
-def prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id) -> dict:
+def prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id) -> tuple[jax.Array, dict]:
   """Checks `sample_sequences_batched`'s static arguments (same meaning).
 
   Shared with the sharded entry point (`qmotto.sharding.GroupSharding`).
 
   Returns:
-    The static keyword arguments of `sample_groups`: {logits_fn, num_samples,
-    length, options, pad_id}.
+    (sample_ids uint32[n], static): the points of each group to make (all
+    of them, or a slice's) and the static keyword arguments of
+    `sample_groups`: {logits_fn, num_samples (the group size N), length,
+    options, pad_id}.
   """
   if not callable(logits_fn):
     raise ValueError(f"logits_fn must be callable, got {type(logits_fn).__name__}.")
   options = options_lib.as_options(sampling)
   checks.check_count("num_groups", num_groups)
-  return dict(
+  slots = as_group_slice(num_samples, options.sampler)
+  return slots.sample_ids(), dict(
       logits_fn=logits_fn,
-      num_samples=options.sampler.check_group_size(num_samples),
+      num_samples=slots.group_size,
       length=options.sampler.check_length(length),
       options=options,
       pad_id=checks.check_count("pad_id", pad_id, minimum=0),
@@ -125,7 +206,7 @@ def sample_sequences_batched(
     logits_fn: LogitsFn,
     *,
     num_groups: int,
-    num_samples: int,
+    num_samples: int | GroupSlice,
     length: int,
     sampling: options_lib.SamplingOptions | str = "lattice",
     pad_id: int = 0,
@@ -139,10 +220,12 @@ def sample_sequences_batched(
 
   Args:
     key: PRNG key.
-    logits_fn: (tokens int32[G, N, length], t int32[]) -> float[G, N, vocab],
+    logits_fn: (tokens int32[G, n, length], t int32[]) -> float[G, n, vocab],
       the logits for position t; positions >= t of `tokens` hold `pad_id`.
     num_groups: G.
-    num_samples: N, samples per group.
+    num_samples: n, samples per group, or a `GroupSlice(offset, size,
+      group_size)`: slots [offset, offset + size) of groups of group_size,
+      the samples this call with num_samples=group_size puts there (n = size).
     length: positions to sample.
     sampling: a `SamplingOptions` (sampler, logit transform, logit check),
       or a sampler name / `Sampler` with the default transform.
@@ -150,11 +233,10 @@ def sample_sequences_batched(
     group_ids: optional int[G] ids of the groups (default arange(G)).
 
   Returns:
-    int32[G, N, length] sampled tokens.
+    int32[G, n, length] sampled tokens.
   """
-  static = prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
+  sample_ids, static = prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
   group_ids = checks.check_group_ids(group_ids, checks.check_count("num_groups", num_groups))
-  sample_ids = jnp.arange(static["num_samples"], dtype=jnp.uint32)  # every point of the group.
   tokens, invalid = sample_groups(key, group_ids, sample_ids, **static)
   if static["options"].check_logits:
     logit_checks.raise_if_invalid(invalid, *LOGITS_SOURCE)

@@ -259,7 +259,7 @@ class GroupSharding:
       prompts,
       prompt_lengths,
       *,
-      num_samples: int,
+      num_samples: int | loop.GroupSlice,
       max_new_tokens: int,
       sampling: options_lib.SamplingOptions | str = "lattice",
       eos_id: int | None = None,
@@ -273,7 +273,8 @@ class GroupSharding:
     prompts are split evenly over the mesh's D devices, so P must be a
     multiple of D; each device prefills and decodes its P / D prompts with
     the single-device loop and makes only its own groups' quasi-Monte Carlo
-    points. The model parameters are replicated.
+    points. The model parameters are replicated. A `GroupSlice` as
+    num_samples draws the same slots of every group as `generate` does.
 
     Returns:
       GenerateOutput(tokens int32[P, k, N], logprobs float32[P, k, N],
@@ -285,11 +286,11 @@ class GroupSharding:
     arrays, static = generate_lib.prepare_generate(
         key, model, prompts, prompt_lengths, num_samples, max_new_tokens, sampling, eos_id, pad_id, group_ids
     )
-    key, model, prompts, prompt_lengths, group_ids, eos, pad = arrays
+    key, model, prompts, prompt_lengths, group_ids, slots, eos, pad = arrays
     # Refuse up front, with the numbers, a call that cannot fit (where the
     # devices report their memory; the CPU does not).
     memory.plan_memory(
-        model.config, self.mesh, num_prompts=prompts.shape[0], num_samples=static["num_samples"],
+        model.config, self.mesh, num_prompts=prompts.shape[0], num_samples=slots.size,
         prompt_len=prompts.shape[1], max_new_tokens=static["max_new_tokens"],
     ).check()
     shard, replicated = self.sharding(), self.sharding(sharded=False)
@@ -299,6 +300,7 @@ class GroupSharding:
         partitioning.place(prompts, shard),
         partitioning.place(prompt_lengths, shard),
         partitioning.place(group_ids, shard),
+        slots,
         eos,
         pad,
         groups=self,
@@ -314,7 +316,7 @@ class GroupSharding:
       logits_fn: loop.LogitsFn,
       *,
       num_groups: int,
-      num_samples: int,
+      num_samples: int | loop.GroupSlice,
       length: int,
       sampling: options_lib.SamplingOptions | str = "lattice",
       pad_id: int = 0,
@@ -322,19 +324,19 @@ class GroupSharding:
   ) -> jax.Array:
     """`qmotto.sample_sequences_batched` with the G groups sharded over the mesh.
 
-    Same arguments and samples; G must be a multiple of the device count D.
+    Same arguments (a `GroupSlice` as num_samples included) and samples; G
+    must be a multiple of the device count D.
     `logits_fn` runs on each device with that device's slice: tokens
     int32[G / D, N, length] -> float[G / D, N, vocab], so it must compute
     each group's logits from that group's tokens alone (a model applied row
     by row), not from its position in the batch.
 
     Returns:
-      int32[G, N, length], sharded `NamedSharding(mesh, P(axis))` on the group axis.
+      int32[G, n, length], sharded `NamedSharding(mesh, P(axis))` on the group axis.
     """
-    static = loop.prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
+    sample_ids, static = loop.prepare_sampling(logits_fn, num_groups, num_samples, length, sampling, pad_id)
     key = partitioning.place(key, self.sharding(sharded=False))
     group_ids = self.group_ids(int(num_groups), group_ids)
-    sample_ids = jnp.arange(static["num_samples"], dtype=jnp.uint32)  # every point of each group.
     tokens, invalid = _sharded_sample_groups(key, group_ids, sample_ids, groups=self, **static)
     if static["options"].check_logits:
       logit_checks.raise_if_invalid(invalid, *loop.LOGITS_SOURCE)
@@ -345,14 +347,16 @@ def _any_invalid(invalid: jax.Array, axis: str) -> jax.Array:
   return jax.lax.psum(invalid.astype(jnp.int32), axis) > 0
 
 
-@functools.partial(jax.jit, static_argnames=("groups", "num_samples", "max_new_tokens", "options"))
-def _sharded_generate(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id, *, groups, **static):
+@functools.partial(jax.jit, static_argnames=("groups", "max_new_tokens", "options"))
+def _sharded_generate(key, model, prompts, prompt_lengths, group_ids, slots, eos_id, pad_id, *, groups, **static):
   shard, rep = P(groups.axis), P()
 
-  def local(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id):
+  def local(key, model, prompts, prompt_lengths, group_ids, slots, eos_id, pad_id):
     def run(batch):
       prompts, prompt_lengths, group_ids = batch
-      return generate_lib.generate_groups(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id, **static)
+      return generate_lib.generate_groups(
+          key, model, prompts, prompt_lengths, group_ids, slots, eos_id, pad_id, **static
+      )
 
     output, invalid = _in_batches(run, (prompts, prompt_lengths, group_ids), groups.group_batch)
     return output, _any_invalid(invalid, groups.axis)
@@ -363,11 +367,11 @@ def _sharded_generate(key, model, prompts, prompt_lengths, group_ids, eos_id, pa
   return jax.shard_map(
       local,
       mesh=groups.mesh,
-      in_specs=(rep, rep, shard, shard, shard, rep, rep),
+      in_specs=(rep, rep, shard, shard, shard, rep, rep, rep),
       out_specs=(shard, rep),
       axis_names={DATA_AXIS},
       check_vma=False,
-  )(key, model, prompts, prompt_lengths, group_ids, eos_id, pad_id)
+  )(key, model, prompts, prompt_lengths, group_ids, slots, eos_id, pad_id)
 
 
 @functools.partial(

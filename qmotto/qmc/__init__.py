@@ -13,6 +13,9 @@ coordinates as words so that shifts and rotations are exact mod 2**32.
 
 from qmotto.qmc._antithetic import antithetic
 from qmotto.qmc._antithetic import antithetic_words
+from qmotto.qmc._extensible_lattice import extensible_lattice
+from qmotto.qmc._extensible_lattice import extensible_lattice_words
+from qmotto.qmc._extensible_lattice import radical_inverse
 from qmotto.qmc._iid import iid
 from qmotto.qmc._iid import iid_words
 from qmotto.qmc._lattice import generating_vector
@@ -34,6 +37,8 @@ from qmotto.qmc._lattice import korobov_multiplier
 from qmotto.qmc._lattice import p2_criterion
 
 # name -> words function; each takes (key, n, s, *, index=None, **options).
+# These are the `Sampler.points` names; `extensible_lattice_words` is the 1-D
+# `lattice` in radical-inverse order (`Sampler.order`), not a separate name.
 POINT_SETS = {
     "iid": iid_words,
     "antithetic": antithetic_words,
@@ -60,6 +65,8 @@ __all__ = [
     "antithetic",
     "antithetic_words",
     "check_num_points",
+    "extensible_lattice",
+    "extensible_lattice_words",
     "generating_vector",
     "get_words_fn",
     "iid",
@@ -68,6 +75,7 @@ __all__ = [
     "lattice",
     "lattice_words",
     "p2_criterion",
+    "radical_inverse",
     "sobol",
     "sobol_words",
     "stratified",

@@ -29,6 +29,15 @@ raises.
 Subsets: with 2**L points, every aligned block of 2**j consecutive indices is
 a digitally shifted Sobol net; Owen and LMS+shift scrambling absorb digital
 shifts, so each block is itself a randomized Sobol set of 2**j points.
+
+Extensible: point i depends on (key, i) only, never on n. The unscrambled
+point XORs the direction numbers picked by the bits of g(i), and for i < n
+those bits are all below log2(n), so n only bounds the loop over them; the
+scrambles (per-dimension seeds, matrices and shifts from the key) and the iid
+padding (per point) do not see n either. So the first 2**m points of a set of
+any n >= 2**m are exactly the set of 2**m points, a scrambled (t, m, s)-net
+(t = 0 for the first two coordinates; `tests/qmc` checks both), and a group
+can be drawn in rounds.
 """
 
 from __future__ import annotations

@@ -329,3 +329,43 @@ def test_invalid_logits_raise():
 def test_bad_input(kwargs, match):
   with pytest.raises(ValueError, match=match):
     _generate(0, **kwargs)
+
+
+@pytest.mark.parametrize("sampling", ["lattice_extensible", "sobol"])
+def test_slices_are_the_whole_groups_slots(sampling):
+  """num_samples=GroupSlice(o, 4, 16) decodes slots [o, o + 4) of each
+  prompt's group of 16: the same tokens, lengths and logprobs as the
+  16-sample call, bit for bit (same prompts: the batch of 3 x 4 rows and 3 x
+  16 rows give the same logits here on the CPU), and one compilation for
+  every offset. Code mode (lattice_extensible) over 7 tokens would show any
+  difference: it amplifies last-bit logit differences step by step. The
+  model-agnostic loop checks iid and sobol_code too (tests/decode/test_loop.py);
+  generate shares its slice code with every sampler."""
+  key, ids = jax.random.key(4), np.array([2, 7, 5])
+  whole = _generate(4, sampling=sampling, num_samples=16, group_ids=ids, eos_id=3)
+  assert (np.asarray(whole.lengths) < N).any()  # the EOS ends some samples.
+  with tracing.count_traces() as traces:
+    for offset in range(0, 16, 4):
+      part = decode.generate(
+          key, MODEL, PROMPTS, LENGTHS, num_samples=decode.GroupSlice(offset, 4, 16), max_new_tokens=N,
+          sampling=sampling, group_ids=ids, eos_id=3,
+      )
+      assert part.tokens.shape == (3, 4, N)
+      for field in ("tokens", "lengths", "logprobs"):
+        np.testing.assert_array_equal(
+            getattr(part, field), np.asarray(getattr(whole, field))[:, offset : offset + 4], err_msg=(field, offset)
+        )
+  assert traces["generate_groups"] == 1, traces
+
+
+@pytest.mark.parametrize(
+    "slots, sampling, match",
+    [
+        (decode.GroupSlice(12, 8, 16), "lattice", r"offset \+ size = 12 \+ 8 exceeds group_size=16"),
+        (decode.GroupSlice(0, 4, 12), "sobol", r"GroupSlice.group_size=12: sampler 'sobol' needs a power of two"),
+        (decode.GroupSlice(-2, 4, 16), "lattice", r"GroupSlice.offset must be an int >= 0"),
+    ],
+)
+def test_bad_slices(slots, sampling, match):
+  with pytest.raises(ValueError, match=match):
+    _generate(0, num_samples=slots, sampling=sampling)

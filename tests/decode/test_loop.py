@@ -1,4 +1,4 @@
-"""Tests of the model-agnostic decode loop (qmotto.decode.loop): API, determinism, tracing, batching, bad input."""
+"""Tests of the model-agnostic decode loop (qmotto.decode.loop): API, determinism, tracing, batching, slices, bad input."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +7,7 @@ import pytest
 
 import qmotto
 from qmotto import decode
+from tests import tracing
 from tests.sampling import toy_models
 
 MODEL = toy_models.PrefixTableModel(vocab=3, length=4, seed=0)
@@ -236,3 +237,57 @@ def test_decode_state_is_a_pytree():
       invalid=jnp.bool_(False),
   )
   assert len(jax.tree_util.tree_leaves(state)) == 4
+
+
+SLICED = ["lattice_extensible", "sobol", "sobol_code", "iid", "lattice"]
+
+
+@pytest.mark.parametrize("sampler", SLICED)
+def test_a_slice_holds_the_whole_groups_slots(sampler):
+  """GroupSlice(o, b, N) draws slots [o, o + b) of each group of N, for any
+  sampler (bit for bit: the logits_fn is row-wise, so the batch layout does
+  not matter). Only for an extensible sampler is the first slice also the
+  group of b itself; the natural-order lattice makes another (checked for
+  the two lattices; tests/sampling/test_samplers.py checks every sampler's
+  words)."""
+  key, ids = jax.random.key(8), jnp.array([3, 0, 9])
+  kw = dict(num_groups=3, length=4, sampling=sampler, group_ids=ids)
+  whole = np.asarray(qmotto.sample_sequences_batched(key, MODEL.logits_fn, num_samples=16, **kw))
+  with tracing.count_traces() as traces:
+    for offset in range(0, 16, 4):
+      part = qmotto.sample_sequences_batched(key, MODEL.logits_fn, num_samples=decode.GroupSlice(offset, 4, 16), **kw)
+      assert part.shape == (3, 4, 4)
+      np.testing.assert_array_equal(part, whole[:, offset : offset + 4], err_msg=f"offset {offset}")
+  assert traces["sample_groups"] == 1  # the offset is data.
+  if sampler in ("lattice", "lattice_extensible"):
+    alone = np.asarray(qmotto.sample_sequences_batched(key, MODEL.logits_fn, num_samples=4, **kw))
+    assert np.array_equal(alone, whole[:, :4]) == (sampler == "lattice_extensible")
+
+
+def test_slice_offset_may_be_traced():
+  key = jax.random.key(2)
+  kw = dict(num_groups=2, length=4, sampling="lattice_extensible")
+  sliced = jax.jit(
+      lambda o: qmotto.sample_sequences_batched(key, MODEL.logits_fn, num_samples=decode.GroupSlice(o, 2, 8), **kw)
+  )
+  whole = np.asarray(qmotto.sample_sequences_batched(key, MODEL.logits_fn, num_samples=8, **kw))
+  np.testing.assert_array_equal(sliced(jnp.int32(6)), whole[:, 6:])
+
+
+@pytest.mark.parametrize(
+    "slots, sampling, match",
+    [
+        (decode.GroupSlice(12, 8, 16), "lattice", r"offset \+ size = 12 \+ 8 exceeds group_size=16"),
+        (decode.GroupSlice(0, 32, 16), "lattice", r"GroupSlice.size=32 exceeds GroupSlice.group_size=16"),
+        (decode.GroupSlice(0, 0, 16), "lattice", r"GroupSlice.size must be an int >= 1"),
+        (decode.GroupSlice(-1, 4, 16), "lattice", r"GroupSlice.offset must be an int >= 0"),
+        (decode.GroupSlice(1.0, 4, 16), "lattice", r"GroupSlice.offset must be an int >= 0"),
+        (decode.GroupSlice(0, 4, 12), "sobol", r"GroupSlice.group_size=12: sampler 'sobol' needs a power of two"),
+        (decode.GroupSlice(0, 4, 12), "lattice_extensible", r"GroupSlice.group_size=12: .* needs a power of two"),
+    ],
+)
+def test_bad_slices(slots, sampling, match):
+  with pytest.raises(ValueError, match=match):
+    qmotto.sample_sequences_batched(
+        jax.random.key(0), MODEL.logits_fn, num_groups=2, num_samples=slots, length=4, sampling=sampling
+    )

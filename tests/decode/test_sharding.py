@@ -228,3 +228,28 @@ def test_initialize_distributed_checks_arguments():
     sharding.initialize_distributed("localhost:1234", num_processes=2, process_id=-1)
   with pytest.raises(ValueError, match="coordinator_address"):
     sharding.initialize_distributed("localhost", num_processes=2, process_id=0)
+
+
+def test_slices_pass_through():
+  """A GroupSlice as num_samples reaches the sharded loops: on one device the
+  sharded call is the plain one, slot for slot."""
+  from qmotto import decode
+  from tests.models import helpers
+  from tests.sampling import toy_models
+
+  model = helpers.random_model(0)
+  prompts, lengths = np.array([[1, 2, 3], [4, 5, 0]], np.int32), np.array([3, 2], np.int32)
+  key, slots = jax.random.key(3), decode.GroupSlice(4, 4, 8)
+  groups = sharding.GroupSharding(sharding.make_mesh(devices=jax.devices()[:1]), group_batch=None)
+  kw = dict(num_samples=slots, max_new_tokens=3, sampling="lattice_extensible", group_ids=np.array([6, 1]))
+  out = groups.generate(key, model, prompts, lengths, **kw)
+  plain = decode.generate(key, model, prompts, lengths, **kw)
+  assert out.tokens.shape == (2, 4, 3)
+  np.testing.assert_array_equal(out.tokens, plain.tokens)
+  np.testing.assert_array_equal(out.logprobs, plain.logprobs)
+
+  logits_fn = toy_models.PrefixTableModel(vocab=3, length=4, seed=0).logits_fn
+  kw = dict(num_groups=2, length=4, sampling="sobol")
+  sliced = groups.sample_sequences_batched(key, logits_fn, num_samples=slots, **kw)
+  whole = decode.sample_sequences_batched(key, logits_fn, num_samples=8, **kw)
+  np.testing.assert_array_equal(sliced, np.asarray(whole)[:, 4:])

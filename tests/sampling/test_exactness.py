@@ -8,9 +8,9 @@ sequences are i.i.d. draws under exactness.
 Thresholds: each test computes one p-value per slot, uniform on (0, 1) when
 the sampler is exact (keys are fixed, so a pass is deterministic; the
 threshold bounds the chance that a correct implementation would have failed
-for a random key). With at most ~500 p-values across this file, a per-p-value
+for a random key). With at most ~720 p-values across this file, a per-p-value
 threshold of 1e-9 keeps the family-wise false-failure probability below
-5e-7 < 1e-6 (Bonferroni). The power checks at the end show that the same
+7.2e-7 < 1e-6 (Bonferroni). The power checks at the end show that the same
 tests do reject realistic defects.
 """
 
