@@ -92,3 +92,19 @@ def test_scale_runs_on_the_cpu(path, monkeypatch, tmp_path):
   tokens = namespace["tokens"]
   assert tokens.shape == (1, 16, 32)
   assert namespace["model"].mesh == namespace["mesh"] and namespace["tokenizer"] is not None
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.endswith("test_time_scaling.ipynb")], ids=os.path.basename)
+def test_test_time_scaling_runs(path, monkeypatch):
+  """One Countdown problem: its answers, i.i.d. vs coupled votes, and rounds until verified."""
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setenv("MPLBACKEND", "Agg")
+  namespace = run_notebook(path)
+  curves, first = namespace["curves"], namespace["first"]
+  assert set(curves) == {"iid", namespace["COUPLED"]}
+  for curve in curves.values():
+    assert all(0.0 <= v <= 1.0 for values in curve.values() for v in values)
+    assert curve["pass@k"][0] == pytest.approx(curve["maj@k"][0])  # one sample: the vote is that sample.
+  for (sampler, q), v in first.items():
+    assert 4.0 <= v["samples"] <= 32.0 and 0.0 <= v["solved"] <= 1.0 and v["tokens"] >= v["samples"]
+  assert namespace["fig"].axes

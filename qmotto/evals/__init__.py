@@ -7,6 +7,10 @@
     from qmotto.evals import toy_passk           # the toy suite: exact p_i, seconds on a CPU
     result = toy_passk.run(config)               # configs/passk_toy.py
 
+    from qmotto.evals import tts, tts_report     # test-time scaling: votes, best-of-n, until verified
+    result, paths = tts.run_and_write(config)    # configs/tts.py
+    print(tts_report.rows_table(result["rows"]))
+
 Modules, in the order a run uses them:
   passk       the runner: run, run_and_save (setup, check_config, save_outputs, build_summary)
   run_config  the config checks and the values derived from the config
@@ -19,6 +23,13 @@ Modules, in the order a run uses them:
   report      pass@k rows from correctness arrays, and their tables
   plots       pass@k curves and samples saved
   toy         toy problems with exact answer probabilities; toy_passk runs the comparison on them
+The test-time-scaling runner reuses run_config, run_setup, streams, chunks and scoring:
+  tts           the runner: run, run_and_write (check_config, build_summary)
+  tts_config    its config checks (strategies, ks per sampler, budget and rounds, verifier rates)
+  tts_analysis  per-problem maj@k, weighted@k, bon@k, pass@k and first_success; rows; maj@k breakdown
+  tts_outputs   the result file, samples .npz and summary.json
+  tts_report    its tables
+  tts_plots     its figure
 """
 
 from qmotto.evals import analysis
@@ -33,6 +44,12 @@ from qmotto.evals import scoring
 from qmotto.evals import streams
 from qmotto.evals import toy
 from qmotto.evals import toy_passk
+from qmotto.evals import tts
+from qmotto.evals import tts_analysis
+from qmotto.evals import tts_config
+from qmotto.evals import tts_outputs
+from qmotto.evals import tts_plots
+from qmotto.evals import tts_report
 
 __all__ = [
     "analysis",
@@ -47,4 +64,10 @@ __all__ = [
     "streams",
     "toy",
     "toy_passk",
+    "tts",
+    "tts_analysis",
+    "tts_config",
+    "tts_outputs",
+    "tts_plots",
+    "tts_report",
 ]

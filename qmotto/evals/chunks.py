@@ -1,10 +1,13 @@
-"""The pass@k runner's sampling: resumable, in chunks of problems, one shape per call.
+"""The model runners' sampling: resumable, in chunks of problems, one shape per call.
 
 `sample_all(config, s)` draws, for every sampler, R independent groups of n
 samples per problem with `qmotto.generate` (and separate groups of size k
 where a sampler needs them, see `run_config.group_sizes`), scores each
 completion (`scoring.Scorer`) and keeps its correctness, answer hash,
-length and whether it stopped.
+length, whether it stopped, and its mean token log-probability
+(`metrics.mean_token_logprob`, the best-of-n score). The pass@k runner
+(`passk`) and the test-time-scaling runner (`tts`) both sample through it;
+their configs share the fields it reads.
 
 Samples. Group g of a sampler is randomized by fold_in(stream, g) with the
 sampler's stream of `streams` and g = problem.index * R + r for replication
@@ -32,7 +35,8 @@ again and overwritten, with a warning in the log. Comments and docstrings are
 left out of the hash, so editing them keeps the chunks.
 
 One run at a time. A run holds `run_lock` (a lock file in config.workdir
-per task and model, `qmotto.utils.locks`) while it samples: a second run of
+per task and model, `qmotto.utils.locks`; `runner` names the runner in the
+message another run gets) while it samples: a second run of
 the same task and model on the same workdir is refused at once, naming the
 first; other tasks and models may share the workdir. Under the lock, the
 temporary files `.tmp-*` that a killed run left in its chunk directories are
@@ -59,6 +63,7 @@ import numpy as np
 from absl import logging
 
 from qmotto import decode
+from qmotto import metrics
 from qmotto import sampling
 from qmotto.evals import run_config
 from qmotto.evals import run_setup
@@ -71,15 +76,18 @@ from qmotto.utils import locks
 from qmotto.utils import progress
 
 # Bumped when the chunk files change: older chunks then land in another directory.
-CHUNK_FORMAT = 1
+# Format 2 added mean_logprob.
+CHUNK_FORMAT = 2
 # The arrays of a chunk file, each [c, R, size] for c problems.
-CHUNK_KEYS = ("correct", "answered", "answer_hash", "lengths", "stopped")
+CHUNK_KEYS = ("correct", "answered", "answer_hash", "lengths", "stopped", "mean_logprob")
 # The code a chunk's contents depend on beyond the config and the model (paths
 # under qmotto/): the point sets, the sampling step, the decode loops, the
-# model and its tokenizers, the tasks (prompts, completions, scoring) and this
-# runner's sampling and scoring. `code_version` hashes them.
+# model and its tokenizers, the tasks (prompts, completions, scoring), this
+# runner's sampling and scoring, and the mean token log-probability
+# (metrics/strategies.py). `code_version` hashes them.
 CODE_SOURCES = (
     "qmc", "sampling", "decode", "models", "tasks", "evals/chunks.py", "evals/scoring.py", "evals/streams.py",
+    "metrics/strategies.py",
 )
 # Libraries whose version changes the numbers or the scoring.
 CODE_LIBRARIES = ("jax", "jaxlib", "flax", "numpy", "reasoning_gym")
@@ -152,15 +160,20 @@ def run_label(s: run_setup.Setup) -> str:
 
 
 @contextlib.contextmanager
-def run_lock(config, s: run_setup.Setup) -> Iterator[locks.DirectoryLock]:
+def run_lock(config, s: run_setup.Setup, *, runner: str = "pass@k") -> Iterator[locks.DirectoryLock]:
   """Holds the lock of this task and model in config.workdir; removes the stale `.tmp-*` of its chunks.
+
+  Args:
+    config: the run config (workdir).
+    s: from `run_setup.setup`.
+    runner: the runner's name, shown to a second run that finds the lock.
 
   Raises:
     qmotto.utils.locks.DirectoryInUse (a ValueError): another run of this
       task and model holds config.workdir; the message names it.
   """
   key = run_label(s)
-  with locks.DirectoryLock(config.workdir, name="config.workdir", run=f"pass@k {key}",
+  with locks.DirectoryLock(config.workdir, name="config.workdir", run=f"{runner} {key}",
                            lock_file=f".qmotto-{key}.lock") as lock:
     # The chunk directories of this key: <key>_<16 hex digits> (resume_directory).
     pattern = re.compile(re.escape(key) + "_[0-9a-f]{16}")
@@ -292,7 +305,8 @@ def sample_chunk(
 
   Returns:
     The chunk's arrays (CHUNK_KEYS), each [c, R, size], and "examples": str
-    [<= 8], completions of the first group.
+    [<= 8], completions of the first group. mean_logprob is float64, the
+    mean log-probability of each completion's tokens up to its stop.
   """
   chunk = _chunk_size(config)
   padded = np.concatenate([rows, np.full(chunk - len(rows), rows[-1])])  # one shape for every call.
@@ -315,6 +329,8 @@ def sample_chunk(
   tokens = np.asarray(out.tokens).reshape(chunk, reps, size, -1)[: len(rows)]  # [c, R, size, N]
   lengths, stopped = _stop_lengths(tokens, np.asarray(out.lengths).reshape(chunk, reps, size)[: len(rows)],
                                    s.tokenizer.stop_ids)
+  logprobs = np.asarray(out.logprobs).reshape(chunk, reps, size, -1)[: len(rows)]
+  mean_logprob = metrics.mean_token_logprob(logprobs, lengths)
   texts = prompting.decode_completions(s.tokenizer, tokens, lengths)
   correct = np.zeros(shape, bool)
   answered = np.zeros(shape, bool)
@@ -330,7 +346,7 @@ def sample_chunk(
           hashes[i, r, j] = scoring.answer_hash(answer)
   examples = np.array(texts[0][0][: min(size, 8)], dtype=str)
   return dict(correct=correct, answered=answered, answer_hash=hashes, lengths=lengths, stopped=stopped,
-              examples=examples)
+              mean_logprob=mean_logprob, examples=examples)
 
 
 def sample_all(config, s: run_setup.Setup, *, on_chunk: Callable[[str, int, int], None] | None = None) -> dict:
@@ -345,7 +361,7 @@ def sample_all(config, s: run_setup.Setup, *, on_chunk: Callable[[str, int, int]
   Returns:
     {"directory": the resume directory, "samplers": sampler -> {"groups":
     size -> dict of arrays [P, R, size] (correct, answered, answer_hash,
-    lengths, stopped) plus "examples" (completions of the first group),
+    lengths, stopped, mean_logprob) plus "examples" (completions of the first group),
     "stats": seconds, sampled_chunks, loaded_chunks}}.
   """
   directory = resume_directory(config, s)

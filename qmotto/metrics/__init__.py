@@ -17,6 +17,15 @@ gives maj@k, weighted@k or bon@k per problem, the estimator chosen for the
 sampler as in `pass_at_k`; the curves go to `bootstrap_ci` and
 `samples_saved` like pass@k curves.
 
+Sampling until verified (`first_success`): rounds of b samples until a
+verifier accepts one, within a budget N. `first_success(accepted, correct,
+sampler=..., round_size=b, lengths=...)` gives per problem the expected
+samples drawn, the solve rate and the expected tokens: exact over all
+orderings of the pooled samples for i.i.d., the mean over groups read in
+slot order for an extensible coupled sampler (`is_extensible`).
+`imperfect_verifier` makes a verifier with false-positive rate q, and
+`bootstrap_cost_saved` the samples (or tokens) saved against i.i.d.
+
 This package imports neither JAX nor the rest of qmotto: a sampler reaches
 it as data, its group structure (`Sampler.group_structure`, one of
 GROUP_STRUCTURES; see `subgroups`).
@@ -24,6 +33,14 @@ GROUP_STRUCTURES; see `subgroups`).
 
 from qmotto.metrics.bootstrap import ConfidenceInterval
 from qmotto.metrics.bootstrap import bootstrap_ci
+from qmotto.metrics.first_success import EXTENSIBLE_STRUCTURES
+from qmotto.metrics.first_success import FirstSuccess
+from qmotto.metrics.first_success import bootstrap_cost_saved
+from qmotto.metrics.first_success import first_success
+from qmotto.metrics.first_success import first_success_in_order
+from qmotto.metrics.first_success import iid_first_success
+from qmotto.metrics.first_success import imperfect_verifier
+from qmotto.metrics.first_success import is_extensible
 from qmotto.metrics.passk import UnionBoundInterval
 from qmotto.metrics.passk import bootstrap_union_bound
 from qmotto.metrics.passk import chen_pass_at_k
@@ -60,12 +77,14 @@ from qmotto.metrics.tts import strategy_at_k
 from qmotto.metrics.tts import weighted_vote_at_k
 
 __all__ = [
+    "EXTENSIBLE_STRUCTURES",
     "GROUP_STRUCTURES",
     "MAX_IID_SUBGROUPS",
     "NO_ANSWER",
     "NUM_SUBSETS",
     "STRATEGIES",
     "ConfidenceInterval",
+    "FirstSuccess",
     "GroupStructure",
     "SavingsInterval",
     "Strategy",
@@ -74,12 +93,18 @@ __all__ = [
     "best_of_n",
     "best_of_n_at_k",
     "bootstrap_ci",
+    "bootstrap_cost_saved",
     "bootstrap_samples_saved",
     "bootstrap_union_bound",
     "chen_pass_at_k",
     "encode_answers",
+    "first_success",
+    "first_success_in_order",
     "get_strategy",
+    "iid_first_success",
     "iid_pass_at_k_from_p",
+    "imperfect_verifier",
+    "is_extensible",
     "majority_at_infinity",
     "majority_at_k",
     "majority_vote",

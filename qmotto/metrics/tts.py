@@ -190,6 +190,7 @@ def _pooled_best_of_n(ids, correct, scores, k: int) -> np.ndarray:
   j = np.arange(num_pooled - 1)
   ratios = np.maximum(num_pooled - j - k, 0) / (num_pooled - 1 - j)  # weight[j + 1] / weight[j].
   weight = (k / num_pooled) * np.concatenate([[1.0], np.cumprod(ratios)])
+  weight /= weight.sum()  # the shares sum to 1 exactly in theory; remove the product's rounding.
   # Samples of equal (answered, score) form a block; each block's weight is shared equally.
   new_block = np.concatenate(
       [
@@ -204,7 +205,8 @@ def _pooled_best_of_n(ids, correct, scores, k: int) -> np.ndarray:
   block_right = np.bincount(block.ravel(), weights=right.ravel(), minlength=size)
   block_count = np.bincount(block.ravel(), minlength=size)
   share = block_right / np.maximum(block_count, 1) * block_weight
-  return share.reshape(num_p, num_pooled).sum(axis=1)
+  # A sum of shares may still round past [0, 1] by an ulp (callers check probabilities).
+  return np.clip(share.reshape(num_p, num_pooled).sum(axis=1), 0.0, 1.0)
 
 
 def _estimate(name, ids, correct, values, structure, k, num_subsets, seed) -> np.ndarray:
