@@ -19,6 +19,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import ml_collections
+
+SMOLLM2 = "smollm2-135m-instruct"
+MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
+
 
 def parse_arg(
     arg: str, where: str, *, example: str, choices: Mapping[str, Sequence[Any]] | None = None, **defaults
@@ -65,3 +70,59 @@ def parse_arg(
     if values[key] not in allowed:
       raise ValueError(f"{where}: {key} must be one of {tuple(allowed)} (e.g. {example!r}), got {values[key]!r}.")
   return values
+
+
+def sampling_run_config(
+    args: Mapping[str, Any], where: str, *, num_problems: int, samplers: Sequence[str], replications: int,
+    iid_replications: int,
+) -> tuple[ml_collections.ConfigDict, bool]:
+  """The fields the sampling runners share (pass@k, test-time scaling: `qmotto.evals.chunks`), and chat.
+
+  The model is args["model"] (an alias of MODEL_ALIASES, a path, or "" for
+  the task-model checkpoint checkpoints/<task>); chat is True for SmolLM2 or
+  the `chat` flag, and needs a task.
+
+  Returns:
+    (config, chat).
+
+  Raises:
+    ValueError: a chat model without task=<name>, naming `where`.
+  """
+  task = args["task"]
+  model = MODEL_ALIASES.get(args["model"], args["model"])
+  if not model and task:
+    model = f"checkpoints/{task}"
+  chat = model == SMOLLM2 or bool(args["chat"])
+  if chat and not task:
+    raise ValueError(f"{where}: model={model!r} needs task=<name> (it has no task metadata).")
+  config = ml_collections.ConfigDict()
+  # Model: a task-model checkpoint, "smollm2-135m-instruct", an HF directory or a .gguf.
+  config.model = model
+  config.model_name = ""  # label in file names and rows (default: the path's base name).
+  # Task: "" and "" take the checkpoint's task and options; options are a JSON object.
+  config.task = task
+  config.task_options = ""
+  config.style = "auto"  # "compact" (task models), "chat" (instruct models) or "auto".
+  config.chat_shots = 0  # chat style: solved train examples before each question.
+  config.split = "test"
+  config.start = 0
+  config.num_problems = num_problems
+  # Sampling: R independent groups of n = group_size per problem and sampler
+  # (coupled: replications; i.i.d.: iid_replications, 0 = R, pooled).
+  config.samplers = tuple(samplers)
+  config.group_size = 64
+  config.replications = replications
+  config.iid_replications = iid_replications
+  config.temperature = 1.0
+  config.top_k = 0  # 0: off.
+  config.top_p = 1.0  # 1: off.
+  config.min_p = 0.0  # 0: off.
+  config.max_new_tokens = 0  # 0: the checkpoint's metadata.
+  config.correct_threshold = 1.0  # a completion is correct when task.score_text >= this.
+  config.problems_per_call = 16  # problems per generate call (one shape; the last chunk padded).
+  config.seed = 0
+  if chat:
+    config.style = "chat"
+    config.chat_shots = 3  # SmolLM2-135M follows the <answer> format only with examples.
+    config.problems_per_call = 1
+  return config, chat

@@ -37,8 +37,8 @@ import ml_collections
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import common  # noqa: E402
 
-SMOLLM2 = "smollm2-135m-instruct"
-MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
+SMOLLM2 = common.SMOLLM2
+MODEL_ALIASES = common.MODEL_ALIASES
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
@@ -48,37 +48,11 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   )
   if args["quick"] and not args["task"]:  # the README's main job: the shipped Countdown model by default.
     args["task"] = "countdown"
-  task = args["task"]
-  model = MODEL_ALIASES.get(args["model"], args["model"])
-  if not model and task:
-    model = f"checkpoints/{task}"
-  config = ml_collections.ConfigDict()
-  # Model: a task-model checkpoint, "smollm2-135m-instruct", an HF directory or a .gguf.
-  config.model = model
-  config.model_name = ""  # label in file names and rows (default: the path's base name).
-  # Task: "" and "" take the checkpoint's task and options; options are a JSON object.
-  config.task = task
-  config.task_options = ""
-  config.style = "auto"  # "compact" (task models), "chat" (instruct models) or "auto".
-  config.chat_shots = 0  # chat style: solved train examples before each question.
-  config.split = "test"
-  config.start = 0
-  config.num_problems = 512
-  # Sampling: R independent groups of n per problem and sampler (i.i.d.: iid_replications,
-  # 0 = R; more i.i.d. groups narrow the i.i.d. intervals; p_i for the union bound pools all samples).
-  config.samplers = ("iid", "lattice", "stratified", "sobol")
-  config.group_size = 64
-  config.replications = 4
-  config.iid_replications = 0
+  config, chat = common.sampling_run_config(
+      args, "configs/passk.py", num_problems=512, samplers=("iid", "lattice", "stratified", "sobol"),
+      replications=4, iid_replications=0,
+  )  # more i.i.d. groups narrow the i.i.d. intervals; p_i for the union bound pools all samples.
   config.ks = (1, 2, 4, 8, 16, 32, 64)
-  config.temperature = 1.0
-  config.top_k = 0  # 0: off.
-  config.top_p = 1.0  # 1: off.
-  config.min_p = 0.0  # 0: off.
-  config.max_new_tokens = 0  # 0: the checkpoint's metadata.
-  config.correct_threshold = 1.0  # a completion is correct when task.score_text >= this.
-  config.problems_per_call = 16  # problems per generate call (one shape; the last chunk padded).
-  config.seed = 0
   # Reporting and files.
   config.num_resamples = 1000
   config.ks_shown = (4, 16, 64)
@@ -88,17 +62,11 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.progress = True  # a tqdm bar when stderr is a terminal.
   config.plot = True
 
-  chat = model == SMOLLM2 or args["chat"]
-  if chat and not task:
-    raise ValueError(f"configs/passk.py: model={model!r} needs task=<name> (it has no task metadata).")
   if chat:
-    config.style = "chat"
-    config.chat_shots = 3  # SmolLM2-135M follows the <answer> format only with examples.
     config.max_new_tokens = 24
     config.num_problems = 64
     config.replications = 2
     config.iid_replications = 4
-    config.problems_per_call = 1
   if args["quick"]:
     # The README's first command: i.i.d. vs lattice and Sobol on 128 test
     # problems, one group of 64 each, in about a minute after installing.

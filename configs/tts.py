@@ -45,8 +45,8 @@ import ml_collections
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from configs import common  # noqa: E402
 
-SMOLLM2 = "smollm2-135m-instruct"
-MODEL_ALIASES = {"smollm2": SMOLLM2, SMOLLM2: SMOLLM2}
+SMOLLM2 = common.SMOLLM2
+MODEL_ALIASES = common.MODEL_ALIASES
 # The extensible coupled samplers (`qmotto.Sampler.extensible`): the radical-inverse lattice, Sobol in both modes.
 COUPLED = ("lattice_extensible", "sobol_code", "sobol")
 
@@ -56,37 +56,13 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
       "" if arg == "default" else arg, "configs/tts.py", example="model=smollm2,task=chain_sum,smoke",
       task="", model="", chat=False, smoke=False,
   )
-  task = args["task"]
-  model = MODEL_ALIASES.get(args["model"], args["model"])
-  if not model and task:
-    model = f"checkpoints/{task}"
-  config = ml_collections.ConfigDict()
-  # Model: a task-model checkpoint, "smollm2-135m-instruct", an HF directory or a .gguf.
-  config.model = model
-  config.model_name = ""  # label in file names and rows (default: the path's base name).
-  # Task: "" and "" take the checkpoint's task and options; options are a JSON object.
-  config.task = task
-  config.task_options = ""
-  config.style = "auto"  # "compact" (task models), "chat" (instruct models) or "auto".
-  config.chat_shots = 0  # chat style: solved train examples before each question.
-  config.split = "test"
-  config.start = 0
-  config.num_problems = 300
-  # Sampling: per problem and sampler R independent groups of N = group_size
-  # (coupled: replications; i.i.d.: iid_replications, pooled). N is also the
-  # budget of first_success.
-  config.samplers = ("iid",) + COUPLED
-  config.group_size = 64
-  config.replications = 1
-  config.iid_replications = 2
-  config.temperature = 1.0
-  config.top_k = 0  # 0: off.
-  config.top_p = 1.0  # 1: off.
-  config.min_p = 0.0  # 0: off.
-  config.max_new_tokens = 0  # 0: the checkpoint's metadata.
-  config.correct_threshold = 1.0  # a completion is correct when task.score_text >= this.
-  config.problems_per_call = 16  # problems per generate call (one shape; the last chunk padded).
-  config.seed = 0  # samples, the verifier's decisions, vote subsets and bootstrap resamples.
+  # Per problem and sampler R independent groups of N = group_size (coupled:
+  # replications; i.i.d.: iid_replications, pooled). N is also the budget of
+  # first_success; seed also draws the verifier's decisions, vote subsets and
+  # bootstrap resamples.
+  config, chat = common.sampling_run_config(
+      args, "configs/tts.py", num_problems=300, samplers=("iid",) + COUPLED, replications=1, iid_replications=2,
+  )
   # Strategies: "pass", "majority", "weighted" (weights exp(mean token logprob)),
   # "best_of_n" (score: mean token logprob), read at each k; "first_success":
   # rounds of round_size until the verifier accepts, within N, for each
@@ -106,16 +82,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   config.progress = True  # tqdm bars when stderr is a terminal.
   config.plot = True
 
-  chat = model == SMOLLM2 or args["chat"]
-  if chat and not task:
-    raise ValueError(f"configs/tts.py: model={model!r} needs task=<name> (it has no task metadata).")
   if chat:
-    config.style = "chat"
-    config.chat_shots = 3  # SmolLM2-135M follows the <answer> format only with examples.
     config.max_new_tokens = 16
     config.num_problems = 32
     config.samplers = ("iid", COUPLED[0])
-    config.problems_per_call = 1
   if args["smoke"]:
     config.num_problems = 2 if chat else 8
     config.group_size = 8

@@ -29,7 +29,6 @@ here, beside `run` and `run_and_save`, as the runner's entry points.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -73,15 +72,7 @@ def run(config, *, task=None, on_chunk: Callable[[str, int, int], None] | None =
   return dict(
       kind=outputs.RESULT_KIND,
       version=outputs.RESULT_VERSION,
-      task=s.task.name,
-      task_spec=run_setup.task_spec(s.task),
-      model=s.model_name,
-      model_path=os.fspath(config.model),
-      style=s.style,
-      num_problems=len(s.problems),
-      problem_indices=[int(p.index) for p in s.problems],
-      prompt_length=int(s.prompts.shape[1]),
-      max_new_tokens=s.max_new_tokens,
+      **run_setup.describe_run(config, s),
       mean_pass_at_1=float(np.mean(extra["answer_probs"])),
       workdir=samples["directory"],
       seconds=time.time() - began,

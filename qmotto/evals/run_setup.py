@@ -72,6 +72,21 @@ def task_spec(task) -> dict:
   return json.loads(json.dumps(task.to_dict(), default=str))
 
 
+def describe_run(config, s) -> dict:
+  """What every runner's result file says of its run (`setup`'s `s`): task, model, style and problems."""
+  return dict(
+      task=s.task.name,
+      task_spec=task_spec(s.task),
+      model=s.model_name,
+      model_path=os.fspath(config.model),
+      style=s.style,
+      num_problems=len(s.problems),
+      problem_indices=[int(p.index) for p in s.problems],
+      prompt_length=int(s.prompts.shape[1]),
+      max_new_tokens=s.max_new_tokens,
+  )
+
+
 def resolve_task(config, metadata: dict | None, task=None):
   """The task to evaluate, checked against the checkpoint's metadata.
 

@@ -34,7 +34,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -79,15 +78,7 @@ def run(config, *, task=None, on_chunk: Callable[[str, int, int], None] | None =
   return dict(
       kind=tts_outputs.RESULT_KIND,
       version=tts_outputs.RESULT_VERSION,
-      task=s.task.name,
-      task_spec=run_setup.task_spec(s.task),
-      model=s.model_name,
-      model_path=os.fspath(config.model),
-      style=s.style,
-      num_problems=len(s.problems),
-      problem_indices=[int(p.index) for p in s.problems],
-      prompt_length=int(s.prompts.shape[1]),
-      max_new_tokens=s.max_new_tokens,
+      **run_setup.describe_run(config, s),
       group_size=int(config.group_size),
       round_size=int(config.round_size),
       workdir=samples["directory"],
