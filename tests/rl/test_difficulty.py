@@ -82,7 +82,7 @@ def test_grpo_trains_only_on_the_band_and_records_it(tmp_path, monkeypatch):
 
   monkeypatch.setattr(difficulty, "estimate_success", fake_estimate)
   config = override(grpo_config.get_config("task=countdown,sampler=lattice,smoke"), prompt_len=5, max_new_tokens=4,
-                    num_steps=2, eval_every=0, checkpoint_every=2, band_low=0.0, band_high=0.25,
+                    num_steps=1, eval_every=0, checkpoint_every=1, warmup_steps=0, band_low=0.0, band_high=0.25,
                     band_candidates=16, band_cache_dir=str(tmp_path / "cache"))
   metrics = grpo.train(config, str(tmp_path / "work"), task=TASK, reward_fn=reward)
   band = metrics["band"]

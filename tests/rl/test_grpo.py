@@ -157,9 +157,10 @@ def test_dynamic_sampling_draws_until_the_batch_has_signal_and_counts_every_samp
   def half_flat(problem, text):
     return 0.0 if problem.index % 2 else char_reward(problem, text)
 
-  config = _config(num_steps=2, checkpoint_every=2, eval_every=0, dynamic_sampling=True, max_sample_batches=3)
+  config = _config(num_steps=1, checkpoint_every=1, eval_every=0, warmup_steps=0, dynamic_sampling=True,
+                   max_sample_batches=3)
   grpo.train(config, str(tmp_path / "dynamic"), task=TASK, reward_fn=half_flat)
-  plain = _config(num_steps=2, checkpoint_every=2, eval_every=0)
+  plain = _config(num_steps=1, checkpoint_every=1, eval_every=0, warmup_steps=0)
   grpo.train(plain, str(tmp_path / "plain"), task=TASK, reward_fn=half_flat)
   group = config.batch_size * config.group_size
   for record in (r for r in _log(str(tmp_path / "dynamic")) if r["kind"] == "train"):

@@ -206,8 +206,7 @@ def test_truncations_compile_without_a_sort(transform):
   assert " sort(" not in compiled and "topk" not in compiled.lower()
 
 
-@pytest.mark.parametrize("vocab", [200, 4099])
-@pytest.mark.parametrize("top_p", [0.3, 0.95])
+@pytest.mark.parametrize("vocab, top_p", [(200, 0.3), (4099, 0.95)])  # one vocabulary in one level, one in two.
 def test_floor_applied_inside_the_inverse_cdf_equals_the_masked_weights(vocab, top_p):
   """The sampling step applies the nucleus floor on the fly; the result is that of the masked weights."""
   keys = jax.random.split(jax.random.key(11), 3)
