@@ -558,12 +558,12 @@ def collect_rollout(key: jax.Array, params, problems: list, policy: Policy, conf
   if config.dynamic_sampling:
     if more_problems is None:
       raise ValueError("collect_rollout: config.dynamic_sampling needs more_problems (j -> problems).")
-    while len(parts) < config.max_sample_batches:
-      varied = sum(int(np.sum(~np.all(p.rewards == p.rewards[:, :1], axis=1))) for p in parts)
-      if varied >= batch_size:
-        break
+    varied = lambda groups: int(np.sum(~np.all(groups.rewards == groups.rewards[:, :1], axis=1)))  # noqa: E731
+    informative = varied(parts[0])
+    while informative < batch_size and len(parts) < config.max_sample_batches:
       j = len(parts)
       parts.append(draw_completions(jax.random.fold_in(key, j), params, more_problems(j), policy, config, reward_fn))
+      informative += varied(parts[-1])
     groups = Groups.concatenate(parts).take(informative_first(parts, batch_size))
   else:
     groups = parts[0]

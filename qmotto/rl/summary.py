@@ -100,15 +100,10 @@ def samples_through(records: Sequence[dict], step: int, per_step: float) -> floa
   each record's window of steps); `per_step` (B * G) for steps whose records predate the field."""
   total, previous = 0.0, 0
   for record in sorted((r for r in records if r.get("kind") == "train"), key=lambda r: r["step"]):
-    if record["step"] > step:
-      steps = step - previous
-    else:
-      steps = record["step"] - previous
-    if steps > 0:
-      total += steps * float(record.get("samples_drawn", per_step))
-    previous = record["step"]
     if previous >= step:
       break
+    total += (min(record["step"], step) - previous) * float(record.get("samples_drawn", per_step))
+    previous = record["step"]
   return total + max(step - previous, 0) * per_step
 
 
