@@ -52,6 +52,15 @@ _EXPERIMENTS = {
     "arc_1d": dict(learning_rate=1e-4, num_steps=150, eval_every=10, eval_problems=256, target=0.38),
     "countdown": dict(learning_rate=1e-4, num_steps=300, eval_every=25, eval_problems=256, target=0.0),
 }
+# The second experiment (results/grpo/EXPERIMENT2.md): per task the run length,
+# the evaluation interval, the target on the 3-evaluation moving average of
+# held-out pass@1 in the band, and each arm's learning rate, chosen by the
+# sweep (SWEEP_LEARNING_RATES on pilot seeds). None: not fixed yet.
+EXPERIMENT2 = {
+    "maze": dict(num_steps=60, eval_every=5, target=None, learning_rates={}),
+    "mini_sudoku": dict(num_steps=100, eval_every=10, target=None, learning_rates={}),
+}
+SWEEP_LEARNING_RATES = ("1e-4", "3e-4", "1e-3")
 # Random-init (smoke) prompt and completion lengths for the tasks' default options.
 _SMOKE_LENGTHS = {"countdown": (14, 12), "maze": (24, 4), "mini_sudoku": (22, 22), "arc_1d": (80, 12)}
 
@@ -66,7 +75,8 @@ def _model(hidden: int, layers: int, heads: int, mlp: int) -> ml_collections.Con
 def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   args = common.parse_arg(
       arg, "configs/grpo.py", example="task=countdown,sampler=lattice,seed=0", choices={"task": TASKS},
-      task="countdown", sampler="lattice", seed=0, smoke=False,
+      task="countdown", sampler="lattice", seed=0, smoke=False, experiment="grpo1", G=8, dynamic=False,
+      sweep_lr="",
   )
   task, sampler, seed = args["task"], args["sampler"], args["seed"]
 
@@ -129,6 +139,11 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   config.band_samples = 16
   config.band_seed = 0
   config.band_cache_dir = "tmp/grpo/difficulty"
+  # Evaluate on the first eval_problems test problems in the band (estimated
+  # like the training pool over the first eval_band_candidates test problems),
+  # instead of the first eval_problems test problems.
+  config.eval_band = False
+  config.eval_band_candidates = 4096
   # Training problems start here, past the indices the SFT model trained on
   # (at most its num_steps * batch_size, or its pool). Countdown's problem space
   # is small, so about half of these repeat SFT problems by content anyway
@@ -150,6 +165,9 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
   config.output_dir = f"results/grpo/{task}_experiment"
   config.plot = True
 
+  if args["experiment"] != "grpo1":
+    _experiment2(config, args)
+
   if args["smoke"]:
     config.init_checkpoint = ""
     config.model = _model(hidden=32, layers=1, heads=2, mlp=64)
@@ -169,3 +187,55 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
     config.workdir = f"/tmp/qmotto_grpo_smoke/{task}/{sampler}_seed{seed}"
     config.output_dir = "/tmp/qmotto_grpo_smoke/results"
   return config
+
+
+def _experiment2(config: ml_collections.ConfigDict, args: dict) -> None:
+  """The second experiment's settings (results/grpo/EXPERIMENT2.md): variant experiment=grpo2.
+
+  G=8 trains B=16 prompts a step, G=16 B=8 (128 samples either way), on the
+  difficulty band (0, 2/G], evaluated on 512 held-out problems of the same
+  band. sweep_lr=<lr> makes a learning-rate sweep run (its own experiment
+  name and folders); otherwise the arm's learning rate comes from
+  EXPERIMENT2, fixed by the sweep.
+  """
+  task, sampler, seed = args["task"], args["sampler"], args["seed"]
+  if args["experiment"] != "grpo2":
+    raise ValueError(f"configs/grpo.py: experiment must be 'grpo1' or 'grpo2', got {args['experiment']!r}.")
+  if task not in EXPERIMENT2:
+    raise ValueError(f"configs/grpo.py: experiment=grpo2 has the tasks {tuple(EXPERIMENT2)}, got {task!r}.")
+  if args["G"] not in (8, 16):
+    raise ValueError(f"configs/grpo.py: experiment=grpo2 has G in (8, 16), got {args['G']}.")
+  settings = EXPERIMENT2[task]
+  config.group_size = args["G"]
+  config.batch_size = 128 // args["G"]
+  config.dynamic_sampling = args["dynamic"]
+  config.band_high = 2 / args["G"]
+  config.eval_band = True
+  config.eval_problems = 512
+  config.eval_samples = 8
+  config.num_steps = settings["num_steps"]
+  config.eval_every = settings["eval_every"]
+  config.checkpoint_every = 10
+  config.plot = False  # one figure per task from experiments/grpo_summary.py instead.
+  arm = sampler + ("+dynamic" if args["dynamic"] else "") + f"_G{args['G']}"
+  if args["sweep_lr"]:
+    try:
+      config.learning_rate = float(args["sweep_lr"])
+    except ValueError:
+      raise ValueError(f"configs/grpo.py: sweep_lr must be a number, got {args['sweep_lr']!r}.") from None
+    config.experiment = f"grpo2_sweep_lr{args['sweep_lr']}"
+    config.target = 0.0  # the sweep picks by the area under the curve; its summary target is i.i.d.'s final.
+    config.output_dir = f"results/grpo/experiment2/sweep_lr{args['sweep_lr']}"
+    config.workdir = f"tmp/grpo/experiment2/sweep_lr{args['sweep_lr']}/{task}_{arm}_seed{seed}"
+    return
+  learning_rate = settings["learning_rates"].get(arm.replace("_G16", "_G8"))
+  if learning_rate is None or settings["target"] is None:
+    raise ValueError(
+        f"configs/grpo.py: the {task} learning rate of {arm} and the target are fixed by the sweep "
+        "(results/grpo/EXPERIMENT2.md) and not set yet; run the sweep (sweep_lr=...) first."
+    )
+  config.experiment = "grpo2"
+  config.learning_rate = learning_rate
+  config.target = settings["target"]
+  config.output_dir = f"results/grpo/experiment2/{task}"
+  config.workdir = f"tmp/grpo/experiment2/{task}/{arm}_seed{seed}"

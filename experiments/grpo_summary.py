@@ -35,6 +35,9 @@ def main(argv):
     figures.save_figure(figures.figure_runs(runs, title=f"GRPO {task}: {len(runs)} runs"), path)
     paths.append(path)
   print(summary_lib.format_summary(summary))
+  sweep = summary_lib.learning_rate_sweep(summary["rows"])
+  if sweep:
+    print("\n" + summary_lib.format_sweep(sweep))
   print("Wrote " + ", ".join(paths))
 
 

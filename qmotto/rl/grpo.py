@@ -152,7 +152,7 @@ REQUIRED = (
     "sampler", "group_size", "batch_size", "temperature", "reward", "advantage", "baseline", "adv_eps", "clip_eps",
     "kl_coef", "loss_aggregation", "updates_per_batch", "num_steps", "learning_rate", "warmup_steps",
     "end_lr_fraction", "weight_decay", "grad_clip", "b1", "b2", "train_pool_size", "train_start", "checkpoint_every",
-    "clip_eps_high", "dynamic_sampling", "max_sample_batches",
+    "clip_eps_high", "dynamic_sampling", "max_sample_batches", "eval_band", "eval_band_candidates",
     "max_to_keep", "log_every", "eval_every", "eval_problems", "eval_samples", "eval_batch_size",
     "target_metric", "target", "progress_bar", "workdir", "output_dir", "plot",
 )
@@ -168,7 +168,7 @@ def check_config(config) -> None:
       ("num_steps", 1), ("warmup_steps", 0), ("train_pool_size", 0), ("train_start", 0), ("checkpoint_every", 1),
       ("max_to_keep", 1), ("log_every", 1), ("eval_every", 0), ("eval_problems", 1), ("eval_samples", 1),
       ("eval_batch_size", 1), ("init_step", -1), ("max_sample_batches", 1), ("band_candidates", 1),
-      ("band_samples", 1), ("band_seed", 0),
+      ("band_samples", 1), ("band_seed", 0), ("eval_band_candidates", 1),
   ):
     config_checks.require_int(config, name, minimum)
   if config.sampler not in samplers_lib.SAMPLERS:
@@ -209,6 +209,13 @@ def check_config(config) -> None:
     raise ValueError(
         f"config.train_pool_size={config.train_pool_size}: a difficulty band (config.band_low, band_high) makes "
         "the pool itself; set train_pool_size to 0."
+    )
+  if not isinstance(config.eval_band, bool):
+    raise ValueError(f"config.eval_band must be True or False, got {config.eval_band!r}.")
+  if config.eval_band and not uses_band(config):
+    raise ValueError(
+        "config.eval_band evaluates on the test problems of the difficulty band: set config.band_low > 0 or "
+        "config.band_high < 1."
     )
   if not isinstance(config.band_cache_dir, str) or not config.band_cache_dir:
     raise ValueError(f"config.band_cache_dir must be a non-empty path, got {config.band_cache_dir!r}.")
@@ -345,24 +352,29 @@ def initial_policy(config, *, task=None) -> Policy:
                 {"checkpoint": "", "step": 0})
 
 
-def band_problems(config, policy: Policy) -> tuple[list, dict]:
-  """The training pool of a difficulty band, and what the result records of it.
+def band_problems(config, policy: Policy, split: str = "train") -> tuple[list, dict]:
+  """The problems of a split in the difficulty band, and what the result records of them.
 
-  The candidates are the `config.band_candidates` training problems from
-  `config.train_start`; each one's success probability under the start
-  policy is estimated (`difficulty.estimate_success`, `config.band_samples`
-  i.i.d. samples at the training temperature, key(config.band_seed)) and
-  cached in `config.band_cache_dir`; the pool is those in (band_low,
-  band_high].
+  The candidates are `config.band_candidates` training problems from
+  `config.train_start` (split "train": the training pool), or
+  `config.eval_band_candidates` test problems from the first (split "test":
+  the held-out set of `config.eval_band`). Each one's success probability
+  under the start policy is estimated (`difficulty.estimate_success`,
+  `config.band_samples` i.i.d. samples at the training temperature,
+  key(config.band_seed)) and cached in `config.band_cache_dir`; the band is
+  those in (band_low, band_high], in the candidates' order.
 
   Returns:
-    (the pool, {"low", "high", "candidates", "pool_size", "share" (of the
+    (the problems, {"low", "high", "candidates", "pool_size", "share" (of the
     candidates in the band), "estimate_mean", "cache"}).
   """
-  candidates = policy.task.problems("train", config.band_candidates, start=config.train_start)
+  if split not in ("train", "test"):
+    raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+  start, count = (config.train_start, config.band_candidates) if split == "train" else (0, config.eval_band_candidates)
+  candidates = policy.task.problems(split, count, start=start)
   settings = {
-      "init": policy.init, "task": policy.task.to_dict(), "train_start": config.train_start,
-      "candidates": config.band_candidates, "samples": config.band_samples, "seed": config.band_seed,
+      "init": policy.init, "task": policy.task.to_dict(), "split": split, "start": start,
+      "candidates": count, "samples": config.band_samples, "seed": config.band_seed,
       "temperature": float(config.temperature), "prompt_len": policy.prompt_len,
       "max_new_tokens": policy.max_new_tokens,
   }
@@ -370,7 +382,7 @@ def band_problems(config, policy: Policy) -> tuple[list, dict]:
     settings.update(init_seed=config.seed, model=files.to_jsonable(config.model.to_dict()))
 
   def compute():
-    logging.info("estimating the success probability of %d candidate prompts", len(candidates))
+    logging.info("estimating the success probability of %d candidate %s prompts", len(candidates), split)
     return difficulty.estimate_success(
         jax.random.key(config.band_seed), policy.model, policy.tokenizer, policy.task, candidates,
         prompt_len=policy.prompt_len, max_new_tokens=policy.max_new_tokens, num_samples=config.band_samples,
@@ -385,6 +397,28 @@ def band_problems(config, policy: Policy) -> tuple[list, dict]:
       "cache": difficulty.cache_path(config.band_cache_dir, settings),
   }
   return pool, info
+
+
+def eval_problems(config, policy: Policy) -> tuple[list, dict | None]:
+  """The held-out problems: the first `config.eval_problems` test problems, or of the band's.
+
+  With `config.eval_band` they are the first eval_problems test problems in
+  the difficulty band (`band_problems(config, policy, "test")`), which
+  measures the policy where the band trains it; the second value is then
+  the band's record (else None).
+
+  Raises:
+    ValueError: the band holds fewer than eval_problems of the candidates.
+  """
+  if not config.eval_band:
+    return policy.task.problems("test", config.eval_problems, start=0), None
+  pool, info = band_problems(config, policy, "test")
+  if len(pool) < config.eval_problems:
+    raise ValueError(
+        f"the difficulty band holds {len(pool)} of config.eval_band_candidates={config.eval_band_candidates} test "
+        f"problems, fewer than config.eval_problems={config.eval_problems}; raise eval_band_candidates."
+    )
+  return pool[:config.eval_problems], info
 
 
 # ---------------------------------------------------------------------------
@@ -675,7 +709,8 @@ def train(config, workdir: str | None = None, *, task=None, reward_fn: rewards_l
     (this process's steps, sampling + rewards + updates, without evaluations
     and checkpoints), "num_params", "init" ({"checkpoint", "step"} of the
     initial policy; "" and 0 for a random one), "band" (`band_problems`'
-    record, None without a difficulty band), "workdir"}.
+    record, None without a difficulty band), "eval_band" (the record of the
+    held-out problems' band, None without config.eval_band), "workdir"}.
 
   Raises:
     ValueError: a bad config value (named), a workdir that cannot be written,
@@ -711,7 +746,8 @@ def _train(config, workdir: str, task, reward_fn: rewards_lib.RewardFn | None) -
   state, start, clock.seconds, last_eval = _resume(workdir, state, policy, config)
   os.makedirs(workdir, exist_ok=True)
   log = run_log.JsonlLog(os.path.join(workdir, LOG_NAME), keep_through=start if start else -1)  # -1: a fresh log.
-  eval_set = evaluation.make_eval_set(tokenizer, task, config.eval_problems, policy.prompt_len)
+  held_out, eval_band = eval_problems(config, policy)
+  eval_set = evaluation.problem_set(tokenizer, task, held_out, policy.prompt_len)
   evaluator = evaluation.Evaluator(
       eval_key, mconfig, tokenizer, task, eval_set, max_new_tokens=policy.max_new_tokens,
       num_samples=config.eval_samples, batch_size=config.eval_batch_size,
@@ -773,6 +809,7 @@ def _train(config, workdir: str, task, reward_fn: rewards_lib.RewardFn | None) -
       "num_params": state_lib.num_params(state.params),
       "init": policy.init,
       "band": band,
+      "eval_band": eval_band,
       "workdir": workdir,
   }
 

@@ -30,7 +30,10 @@ from qmotto.utils import files
 RESULT_KIND = "qmotto.grpo"
 SUMMARY_NAME = "summary.json"  # the per-run rows (a list).
 AGGREGATE_NAME = "summary_by_sampler.json"  # the per-(task, sampler) rows.
+SWEEP_NAME = "summary_sweep.json"  # the learning-rate sweeps (`learning_rate_sweep`), when there are any.
 BASELINE_SAMPLER = "iid"  # the sampler every other one is compared with.
+# A learning-rate sweep's experiment is named "<experiment><SWEEP_MARK><lr>" (`learning_rate_sweep`).
+SWEEP_MARK = "_sweep_lr"
 FIRST_EXPERIMENT = "grpo1"  # results/grpo/EXPERIMENT.md; results without config.experiment belong to it.
 MOVING_AVERAGE = 3  # evaluations in the trailing moving average of steps_to_target_ma.
 
@@ -153,7 +156,7 @@ def build_summary(output_dirs: str | Sequence[str]) -> dict:
     by then, dynamic sampling's extra draws included), "samples_drawn" (the
     whole run), "zero_variance_drawn" (mean over the run, all drawn groups),
     "band_share" (of the candidates in the difficulty band; None without
-    one)}], "aggregate": [{"experiment", "task", "arm", "sampler", "seeds",
+    one), "learning_rate"}], "aggregate": [{"experiment", "task", "arm", "sampler", "seeds",
     "reached", "mean_steps", "ci_low", "ci_high" (t-interval over seeds;
     unreached runs count as num_steps, a lower bound, and "censored" says how
     many), "mean_steps_ma" (likewise on the moving average), "final" and
@@ -238,6 +241,7 @@ def _row(r: dict, target: float | None, metric: str) -> dict:
       "zero_variance_drawn": (float(np.mean([x.get("zero_variance_drawn", x["zero_variance"]) for x in train_records]))
                               if train_records else None),
       "band_share": band["share"] if band else None,
+      "learning_rate": config.get("learning_rate"),
   }
 
 
@@ -301,12 +305,45 @@ def _paired_ratio(mine: Sequence[float], iid: Sequence[float], num_resamples: in
   return {"mean": ratio, "ci_low": float(low), "ci_high": float(high)}
 
 
+def learning_rate_sweep(rows: Sequence[dict]) -> list[dict]:
+  """The learning-rate sweeps among `build_summary`'s rows, and each arm's pick.
+
+  A sweep run belongs to an experiment named "<experiment>_sweep_lr<lr>".
+  Per (experiment, task, arm, learning rate) the mean over seeds of the area
+  under the held-out curve ("mean_eval"); per (experiment, task, arm) the
+  learning rate with the largest is "best" (the smaller on a tie).
+
+  Returns:
+    [{"experiment" (without the sweep suffix), "task", "arm",
+    "learning_rate", "seeds", "mean_eval", "final", "best"}], sorted.
+  """
+  cells = {}
+  for r in rows:
+    if SWEEP_MARK in r["experiment"] and r["mean_eval"] is not None:
+      key = (r["experiment"].split(SWEEP_MARK)[0], r["task"], r["arm"], r["learning_rate"])
+      cells.setdefault(key, []).append(r)
+  table = [{
+      "experiment": experiment, "task": task, "arm": arm, "learning_rate": lr, "seeds": len(group),
+      "mean_eval": float(np.mean([r["mean_eval"] for r in group])),
+      "final": _mean_of(group, "final"), "best": False,
+  } for (experiment, task, arm, lr), group in sorted(cells.items())]
+  for key in {(t["experiment"], t["task"], t["arm"]) for t in table}:
+    candidates = [t for t in table if (t["experiment"], t["task"], t["arm"]) == key]
+    max(candidates, key=lambda t: (t["mean_eval"], -t["learning_rate"]))["best"] = True
+  return table
+
+
 def write_summary(summary: dict, output_dir: str) -> dict[str, str]:
-  """Writes `build_summary`'s rows to output_dir/summary.json (a list, one row per run) and its
-  aggregate to output_dir/summary_by_sampler.json; returns {"summary", "summary_by_sampler"} paths."""
+  """Writes `build_summary`'s rows to output_dir/summary.json (a list, one row per run), its
+  aggregate to output_dir/summary_by_sampler.json and, when the rows hold a sweep,
+  `learning_rate_sweep` to output_dir/summary_sweep.json; returns the paths by name."""
   paths = {"summary": os.path.join(output_dir, SUMMARY_NAME), "summary_by_sampler": os.path.join(output_dir, AGGREGATE_NAME)}
   files.write_json(summary["rows"], paths["summary"])
   files.write_json(summary["aggregate"], paths["summary_by_sampler"])
+  sweep = learning_rate_sweep(summary["rows"])
+  if sweep:
+    paths["summary_sweep"] = os.path.join(output_dir, SWEEP_NAME)
+    files.write_json(sweep, paths["summary_sweep"])
   return paths
 
 
@@ -323,6 +360,15 @@ def format_summary(summary: dict) -> str:
         f"{a['mean_steps']:>8.1f} [{a['ci_low']:>6.1f}, {a['ci_high']:>6.1f}] {saved:>7} {diff:>22} "
         f"{_fmt(a['final']):>6} {_fmt(a['mean_eval']):>9} {a['zero_variance']:>8.3f} {a['distinct']:>8.2f}"
     )
+  return "\n".join(lines)
+
+
+def format_sweep(sweep: Sequence[dict]) -> str:
+  """`learning_rate_sweep` as a table; "*" marks each arm's pick."""
+  lines = ["learning-rate sweep: area under the held-out curve (mean over seeds); * = picked"]
+  for t in sweep:
+    lines.append(f"{t['experiment']:<10} {t['task']:<12} {t['arm']:<18} lr {t['learning_rate']:<8.0e} "
+                 f"seeds {t['seeds']} {t['mean_eval']:.4f}{' *' if t['best'] else ''}")
   return "\n".join(lines)
 
 
