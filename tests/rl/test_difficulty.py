@@ -83,13 +83,24 @@ def test_grpo_trains_only_on_the_band_and_records_it(tmp_path, monkeypatch):
   monkeypatch.setattr(difficulty, "estimate_success", fake_estimate)
   config = override(grpo_config.get_config("task=countdown,sampler=lattice,smoke"), prompt_len=5, max_new_tokens=4,
                     num_steps=1, eval_every=0, checkpoint_every=1, warmup_steps=0, band_low=0.0, band_high=0.25,
-                    band_candidates=16, band_cache_dir=str(tmp_path / "cache"))
+                    band_candidates=16, band_cache_dir=str(tmp_path / "cache"), eval_band=True, eval_problems=2,
+                    eval_band_candidates=8)
   metrics = grpo.train(config, str(tmp_path / "work"), task=TASK, reward_fn=reward)
   band = metrics["band"]
   assert band["candidates"] == 16 and band["pool_size"] == 4 and band["share"] == 0.25
+  assert metrics["eval_band"]["candidates"] == 8 and metrics["eval_band"]["pool_size"] == 2
+  assert metrics["eval_band"]["cache"] != band["cache"]  # the test split's estimate is cached apart.
+  policy = grpo.initial_policy(config, task=TASK)
+  held_out, _ = grpo.eval_problems(config, policy)
+  assert [p.index for p in held_out] == [1, 5] and held_out == [p for p in TASK.problems("test", 8) if p.index % 4 == 1]
+  with pytest.raises(ValueError, match="holds 2 of config.eval_band_candidates=8 test problems, fewer than "
+                                       "config.eval_problems=3; raise eval_band_candidates"):
+    grpo.eval_problems(override(config, eval_problems=3), policy)
   assert seen and all(i % 4 == 1 for i in seen)  # estimate 0.25: inside (0, 0.25].
   assert os.path.exists(band["cache"])
   with pytest.raises(ValueError, match="config.train_pool_size=8: a difficulty band"):
     grpo.check_config(override(config, train_pool_size=8))
   with pytest.raises(ValueError, match="config.band_low must be < config.band_high"):
     grpo.check_config(override(config, train_pool_size=0, band_low=0.5, band_high=0.5))
+  with pytest.raises(ValueError, match="config.eval_band evaluates on the test problems of the difficulty band"):
+    grpo.check_config(override(config, band_low=0.0, band_high=1.0))

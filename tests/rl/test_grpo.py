@@ -272,6 +272,34 @@ def test_config_variants_and_bad_arguments():
       grpo_config.get_config(arg)
 
 
+def test_second_experiment_variant_is_its_design():
+  """configs/grpo.py:experiment=grpo2 is the design of results/grpo/EXPERIMENT2.md."""
+  for G, batch, high in ((8, 16, 0.25), (16, 8, 0.125)):
+    config = grpo_config.get_config(f"task=maze,sampler=iid,seed=100,experiment=grpo2,G={G},dynamic,sweep_lr=3e-4")
+    grpo.check_config(config)
+    assert (config.group_size, config.batch_size, config.band_low, config.band_high) == (G, batch, 0.0, high)
+    assert config.eval_band and config.eval_problems == 512 and config.eval_samples == 8 and config.dynamic_sampling
+    assert config.learning_rate == 3e-4 and config.experiment == "grpo2_sweep_lr3e-4"
+    assert config.output_dir == "results/grpo/experiment2/sweep_lr3e-4"
+    assert summary_lib.run_arm(config.to_dict()) == f"iid+dynamic_G{G}"
+  for task, settings in grpo_config.EXPERIMENT2.items():
+    if settings["target"] is None:
+      with pytest.raises(ValueError, match="fixed by the sweep"):
+        grpo_config.get_config(f"task={task},sampler=lattice,experiment=grpo2")
+      continue
+    for arm, lr in settings["learning_rates"].items():
+      sampler, G = arm.split("_G")
+      variant = f"task={task},sampler={sampler.replace('+dynamic', ',dynamic')},seed=3,experiment=grpo2,G=16"
+      config = grpo_config.get_config(variant)
+      grpo.check_config(config)
+      assert (config.learning_rate, config.target, config.experiment) == (lr, settings["target"], "grpo2")
+      assert config.num_steps == settings["num_steps"] and config.output_dir == f"results/grpo/experiment2/{task}"
+  for arg, match in [("task=arc_1d,experiment=grpo2", "has the tasks"), ("task=maze,experiment=grpo3", "grpo1"),
+                     ("task=maze,experiment=grpo2,G=4", "G in"), ("task=maze,experiment=grpo2,sweep_lr=big", "number")]:
+    with pytest.raises(ValueError, match=match):
+      grpo_config.get_config(arg)
+
+
 @pytest.mark.parametrize("task", ["maze", "mini_sudoku", "arc_1d"])
 def test_config_defaults_reproduce_the_committed_experiment(task):
   """Each committed result of results/grpo/<task>_experiment was run with what get_config gives today."""

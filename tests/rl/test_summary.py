@@ -134,3 +134,24 @@ def test_second_experiment_arms_moving_average_and_samples(tmp_path):
   assert paired["steps_ma_ratio"]["mean"] == pytest.approx(sum(mine) / sum(base))
   assert paired["steps_ma_ratio"]["ci_low"] <= paired["steps_ma_ratio"]["mean"] <= paired["steps_ma_ratio"]["ci_high"]
   assert "lattice_G8" in summary_lib.format_summary(summary)
+
+
+def test_learning_rate_sweep_picks_the_largest_area_per_arm(tmp_path):
+  curves = {  # (sampler, lr) -> pass@1 at steps 0, 10, 20: area = mean of the last two.
+      ("iid", 1e-4): [0.1, 0.2, 0.3], ("iid", 3e-4): [0.1, 0.3, 0.4], ("iid", 1e-3): [0.1, 0.3, 0.2],
+      ("lattice", 1e-4): [0.1, 0.4, 0.4], ("lattice", 3e-4): [0.1, 0.4, 0.4],  # a tie: the smaller lr.
+  }
+  for (sampler, lr), curve in curves.items():
+    _write_results(tmp_path / f"lr{lr}", [_fake_result("t", sampler, 100, curve, experiment=f"grpo2_sweep_lr{lr}",
+                                                       learning_rate=lr)])
+  main = _fake_result("t", "iid", 0, [0.1, 0.9, 0.9], experiment="grpo2", learning_rate=1e-3)  # not a sweep run.
+  _write_results(tmp_path / "main", [main])
+  summary = summary_lib.build_summary([str(p) for p in sorted(tmp_path.iterdir())])
+  sweep = summary_lib.learning_rate_sweep(summary["rows"])
+  table = {(t["arm"], t["learning_rate"]): t for t in sweep}
+  assert len(sweep) == 5 and {t["experiment"] for t in sweep} == {"grpo2"}
+  assert table["iid_G8", 3e-4]["mean_eval"] == pytest.approx(0.35)
+  assert [k for k, t in table.items() if t["best"]] == [("iid_G8", 3e-4), ("lattice_G8", 1e-4)]
+  paths = summary_lib.write_summary(summary, str(tmp_path))
+  assert json.load(open(paths["summary_sweep"])) == sweep
+  assert "lattice_G8" in summary_lib.format_sweep(sweep)
