@@ -57,10 +57,11 @@ _EXPERIMENTS = {
 # held-out pass@1 in the band, and each arm's learning rate, chosen by the
 # sweep (SWEEP_LEARNING_RATES on pilot seeds). None: not fixed yet.
 EXPERIMENT2 = {
-    "maze": dict(num_steps=60, eval_every=5, target=None, learning_rates={}),
+    "maze": dict(num_steps=60, eval_every=5, target=0.275, learning_rates={
+        "iid_G8": 3e-3, "stratified_G8": 1e-3, "lattice_G8": 3e-3, "iid+dynamic_G8": 3e-3}),
     "mini_sudoku": dict(num_steps=100, eval_every=10, target=None, learning_rates={}),
 }
-SWEEP_LEARNING_RATES = ("1e-4", "3e-4", "1e-3")
+SWEEP_LEARNING_RATES = ("1e-4", "3e-4", "1e-3", "3e-3")  # 3e-3: EXPERIMENT2.md, deviation 1.
 # Random-init (smoke) prompt and completion lengths for the tasks' default options.
 _SMOKE_LENGTHS = {"countdown": (14, 12), "maze": (24, 4), "mini_sudoku": (22, 22), "arc_1d": (80, 12)}
 
@@ -219,10 +220,9 @@ def _experiment2(config: ml_collections.ConfigDict, args: dict) -> None:
   config.plot = False  # one figure per task from experiments/grpo_summary.py instead.
   arm = sampler + ("+dynamic" if args["dynamic"] else "") + f"_G{args['G']}"
   if args["sweep_lr"]:
-    try:
-      config.learning_rate = float(args["sweep_lr"])
-    except ValueError:
-      raise ValueError(f"configs/grpo.py: sweep_lr must be a number, got {args['sweep_lr']!r}.") from None
+    if args["sweep_lr"] not in SWEEP_LEARNING_RATES:
+      raise ValueError(f"configs/grpo.py: sweep_lr must be one of {SWEEP_LEARNING_RATES}, got {args['sweep_lr']!r}.")
+    config.learning_rate = float(args["sweep_lr"])
     config.experiment = f"grpo2_sweep_lr{args['sweep_lr']}"
     config.target = 0.0  # the sweep picks by the area under the curve; its summary target is i.i.d.'s final.
     config.output_dir = f"results/grpo/experiment2/sweep_lr{args['sweep_lr']}"
