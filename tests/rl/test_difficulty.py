@@ -58,16 +58,26 @@ def test_estimate_is_computed_once_and_then_read_from_the_cache(tmp_path):
   np.testing.assert_array_equal(other, [0.5, 0.25])
 
 
-def test_estimate_success_counts_passing_samples():
+def test_estimate_success_counts_passing_samples(monkeypatch):
   config = data.task_model_config(
       grpo_config.get_config("task=countdown,smoke").model, data.task_tokenizer(TASK).vocab_size, 12)
   model = llama.init_model(config, jax.random.key(0))
   problems = TASK.problems("train", 3, start=0)
+  scored = []
+
+  def score_text(self, problem, text, style):  # passes completions of even length; records every call.
+    scored.append((problem.index, len(text) % 2 == 0))
+    return float(len(text) % 2 == 0)
+
+  monkeypatch.setattr(type(TASK), "score_text", score_text)  # the class: the task is a frozen dataclass.
+  # batch_size 2 over 3 problems: the last chunk is padded with a real prompt, whose samples must not count.
   estimate = difficulty.estimate_success(
       jax.random.key(1), model, data.task_tokenizer(TASK), TASK, problems, prompt_len=6, max_new_tokens=4,
       num_samples=8, batch_size=2)
-  assert estimate.shape == (3,) and np.all((0 <= estimate) & (estimate <= 1))
-  np.testing.assert_array_equal(estimate * 8, np.round(estimate * 8))  # a count of 8 samples.
+  assert len(scored) == 3 * 8
+  expected = [np.mean([ok for index, ok in scored if index == p.index]) for p in problems]
+  np.testing.assert_array_equal(estimate, expected)
+  assert len({ok for _, ok in scored}) == 2  # both outcomes occur, so the counting is tested.
 
 
 def test_grpo_trains_only_on_the_band_and_records_it(tmp_path, monkeypatch):
