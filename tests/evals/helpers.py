@@ -6,6 +6,7 @@ runner's tests do not depend on the real task suite.
 """
 
 import dataclasses
+import json
 
 from configs import passk as passk_config
 from qmotto import models
@@ -109,3 +110,20 @@ def save_real_task_checkpoint(path, max_new_tokens: int) -> str:
       "tokenizer": tokenizer.to_dict(), "task": task.to_dict(), "style": "compact",
       "max_new_tokens": max_new_tokens})
   return task.name
+
+
+def same_json(a, b) -> bool:
+  """Equal as JSON, NaN included (a coupled sampler below i.i.d. saves NaN samples)."""
+  return json.dumps(a) == json.dumps(b)
+
+
+def interrupt_at_chunk(number: int):
+  """An on_chunk callback that raises KeyboardInterrupt at the number-th chunk."""
+  calls = []
+
+  def interrupt(sampler, size, chunk):
+    calls.append((sampler, size, chunk))
+    if len(calls) == number:
+      raise KeyboardInterrupt("killed midway")
+
+  return interrupt

@@ -1,6 +1,5 @@
 """Tests of the runner's resumable chunked sampling (qmotto.evals.chunks)."""
 
-import json
 import logging
 import os
 import shutil
@@ -18,20 +17,10 @@ from tests.evals import helpers
 from tests.utils import lock_holder
 
 
-def _same(rows, other) -> bool:
-  """Rows equal, NaN included (a coupled sampler below i.i.d. saves NaN samples)."""
-  return json.dumps(rows) == json.dumps(other)
-
-
 def test_resume_after_interruption_equals_uninterrupted(reference, checkpoint, tmp_path):
   ref_config, ref, _ = reference
   config = helpers.smoke_config(checkpoint, tmp_path)
-  calls = []
-
-  def interrupt(sampler, size, chunk):
-    calls.append((sampler, size, chunk))
-    if len(calls) == 3:
-      raise KeyboardInterrupt("killed midway")
+  interrupt = helpers.interrupt_at_chunk(3)
 
   with pytest.raises(KeyboardInterrupt):
     passk.run_and_save(config, task=helpers.FakeTask(), on_chunk=interrupt)
@@ -43,7 +32,7 @@ def test_resume_after_interruption_equals_uninterrupted(reference, checkpoint, t
   result, paths = passk.run_and_save(config, task=helpers.FakeTask())
   assert not os.path.exists(stale)  # removed under the results folder's lock.
   assert sorted(os.listdir(config.output_dir)) == ["fake_add_fake_add.json", "fake_add_fake_add.png", "summary.json"]
-  assert _same(result["rows"], ref["rows"])
+  assert helpers.same_json(result["rows"], ref["rows"])
   assert result["per_problem_pass_at_k"] == ref["per_problem_pass_at_k"]
   loaded = sum(s["loaded_chunks"] for s in result["samplers"].values())
   assert loaded == 3
@@ -116,7 +105,7 @@ def test_a_run_resamples_the_chunks_of_other_code(reference, checkpoint, tmp_pat
   monkeypatch.setattr(chunks, "code_version", lambda: "0.0.9+0123456789abcdef")
   other = passk.run(config, task=helpers.FakeTask())  # as if the code had changed since.
   assert sum(s["sampled_chunks"] for s in other["samplers"].values()) == total
-  assert other["workdir"] == same["workdir"] and _same(other["rows"], ref["rows"])
+  assert other["workdir"] == same["workdir"] and helpers.same_json(other["rows"], ref["rows"])
 
 
 def test_a_second_run_of_the_same_task_and_model_is_refused_at_once(checkpoint, tmp_path):
@@ -153,4 +142,4 @@ def test_a_padded_last_chunk_gives_the_samples_of_unpadded_chunks(checkpoint, tm
     config.num_problems, config.problems_per_call = 6, per_call
     results.append(passk.run(config, task=helpers.FakeTask()))
   assert results[0]["per_problem_pass_at_k"] == results[1]["per_problem_pass_at_k"]
-  assert _same(results[0]["rows"], results[1]["rows"])
+  assert helpers.same_json(results[0]["rows"], results[1]["rows"])

@@ -39,11 +39,6 @@ def _config(checkpoint, tmp_path, name="run"):
   return config
 
 
-def _same(a, b) -> bool:
-  """Equal as JSON, NaN included."""
-  return json.dumps(a) == json.dumps(b)
-
-
 def _check_rows_and_files(config, result, paths):
   """The rows of a smoke run, their consistency, and the files they were written to."""
   rows = result["rows"]
@@ -78,7 +73,7 @@ def _check_rows_and_files(config, result, paths):
     assert (r["diff_vs_iid"] is None) == (r["sampler"] == "iid" or r["num_problems"] == 0)
   # Files: the JSON holds the rows and the per-problem values they come from; the .npz the samples.
   record = json.load(open(paths["json"]))
-  assert record["kind"] == "qmotto.tts" and _same(record["rows"], rows) and "arrays" not in record
+  assert record["kind"] == "qmotto.tts" and helpers.same_json(record["rows"], rows) and "arrays" not in record
   maj = np.array(record["per_problem"][COUPLED]["maj@k"])
   ci = metrics.bootstrap_ci(maj, seed=config.seed, num_resamples=config.num_resamples)
   got = [by_key[(COUPLED, "maj@k", k, None)] for k in ks]
@@ -107,12 +102,7 @@ def test_smoke_run_then_resume_after_interruption(checkpoint, tmp_path):
   _check_rows_and_files(ref_config, ref, paths)
   # An interrupted run resumes from its saved chunks and gives exactly the uninterrupted result.
   config = _config(checkpoint, tmp_path)
-  calls = []
-
-  def interrupt(sampler, size, chunk):
-    calls.append((sampler, size, chunk))
-    if len(calls) == 3:
-      raise KeyboardInterrupt("killed midway")
+  interrupt = helpers.interrupt_at_chunk(3)
 
   with pytest.raises(KeyboardInterrupt):
     tts.run_and_write(config, task=helpers.FakeTask(), on_chunk=interrupt)
@@ -120,8 +110,8 @@ def test_smoke_run_then_resume_after_interruption(checkpoint, tmp_path):
   result, _ = tts.run_and_write(config, task=helpers.FakeTask())
   assert sum(s["loaded_chunks"] for s in result["samplers"].values()) == 3
   assert sum(s["sampled_chunks"] for s in result["samplers"].values()) == 1
-  assert _same(result["rows"], ref["rows"]) and _same(result["per_problem"], ref["per_problem"])
-  assert _same(result["majority_breakdown"], ref["majority_breakdown"])
+  assert helpers.same_json(result["rows"], ref["rows"]) and helpers.same_json(result["per_problem"], ref["per_problem"])
+  assert helpers.same_json(result["majority_breakdown"], ref["majority_breakdown"])
 
 
 def test_summary_covers_every_result_in_the_folder(tmp_path):

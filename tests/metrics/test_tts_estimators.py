@@ -48,6 +48,8 @@ import pytest
 from qmotto import metrics
 from qmotto.sampling import get_sampler as S
 
+from .simulation import group_uniforms
+
 DELTA = 1e-9
 N = 8  # coupled group size
 R = 20_000  # coupled groups per problem
@@ -214,20 +216,6 @@ def test_truths_by_hand():
 # --- simulated groups --------------------------------------------------------------
 
 
-def _uniforms(kind, rng, num_groups, n):
-  if kind == "iid":
-    return rng.random((num_groups, n))
-  if kind == "lattice":
-    return (np.arange(n) / n + rng.random((num_groups, 1))) % 1.0
-  if kind == "stratified":
-    perm = np.argsort(rng.random((num_groups, n)), axis=1)
-    return (perm + rng.random((num_groups, n))) / n
-  if kind == "antithetic":
-    w = rng.random((num_groups, n // 2))
-    return np.stack([w, (1.0 - w) % 1.0], axis=2).reshape(num_groups, n)
-  raise ValueError(kind)
-
-
 def _samples(toy, u):
   """(answer ids, correct, scores) of the types at u."""
   types = _type_of(toy, u)
@@ -240,7 +228,7 @@ def _simulate(kind, seed, num_groups, n, num_problems=1):
   """(ids, correct, scores), each [num_problems * len(TOYS), num_groups, n], the toys in turn."""
   rng = np.random.default_rng(seed)
   parts = [
-      _samples(toy, _uniforms(kind, rng, num_groups * num_problems, n).reshape(num_problems, num_groups, n))
+      _samples(toy, group_uniforms(kind, rng, num_groups * num_problems, n).reshape(num_problems, num_groups, n))
       for toy in TOY_NAMES
   ]
   return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))

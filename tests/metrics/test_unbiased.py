@@ -31,6 +31,8 @@ import pytest
 from qmotto import metrics
 from qmotto.sampling import get_sampler as S
 
+from .simulation import group_uniforms
+
 DELTA = 1e-9
 R = 50_000  # groups per simulation
 N = 16  # group size
@@ -51,20 +53,6 @@ T = hoeffding_t(R)  # about 0.0146
 # --- simulation ---------------------------------------------------------------
 
 
-def _uniforms(kind, rng, num_groups=R, n=N):
-  if kind == "iid":
-    return rng.random((num_groups, n))
-  if kind == "lattice":
-    return (np.arange(n) / n + rng.random((num_groups, 1))) % 1.0
-  if kind == "stratified":
-    perm = np.argsort(rng.random((num_groups, n)), axis=1)
-    return (perm + rng.random((num_groups, n))) / n
-  if kind == "antithetic":
-    w = rng.random((num_groups, n // 2))
-    return np.stack([w, (1.0 - w) % 1.0], axis=2).reshape(num_groups, n)
-  raise ValueError(kind)
-
-
 def _correct(u):
   """bool[P, R, n]: slot solves problem (a, p) iff (u - a) mod 1 < p."""
   a = np.array([b[0] for b in BINS])[:, None, None]
@@ -75,7 +63,7 @@ def _correct(u):
 @pytest.fixture(scope="module")
 def groups():
   rng = np.random.default_rng(20240601)
-  return {kind: _correct(_uniforms(kind, rng)) for kind in ("iid", "lattice", "stratified", "antithetic")}
+  return {kind: _correct(group_uniforms(kind, rng, R, N)) for kind in ("iid", "lattice", "stratified", "antithetic")}
 
 
 # --- exact truths ---------------------------------------------------------------
