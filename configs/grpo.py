@@ -2,7 +2,8 @@ r"""GRPO from a task model, with the G samples of each group drawn by i.i.d. or 
 
 Variants are "key=value,..." after a colon; keys: `task` (countdown, maze,
 mini_sudoku, arc_1d), `sampler` (any name in qmotto.SAMPLERS: iid,
-stratified, lattice, sobol, ...), `seed`; flag: `smoke`. Any field can then be
+stratified, lattice, sobol, ...), `seed`, `experiment` (grpo1, grpo2), `G`,
+`sweep_lr`; flags: `smoke`, `dynamic`. Any field can then be
 overridden with --config.<field>=value.
 
 One run (starts from the SFT checkpoint checkpoints/<task>, trained by
@@ -22,6 +23,12 @@ committed checkpoints keep only their last step, so retrain with a larger
 --config.max_to_keep in configs/train_task.py to have one):
   python experiments/grpo.py --config=configs/grpo.py:task=maze,sampler=iid --config.target=0.45 \
       --config.output_dir=/tmp/maze_045 --config.workdir=/tmp/maze_045/work
+The second experiment (results/grpo/EXPERIMENT2.md: difficulty band (0, 2/G],
+held-out problems from the same band, per-arm learning rates from a sweep) is
+the variant experiment=grpo2, with G=8 or G=16 and the flag dynamic (DAPO's
+dynamic sampling); sweep_lr=<lr> makes a learning-rate sweep run instead:
+  python experiments/grpo.py --config=configs/grpo.py:task=maze,sampler=lattice,seed=0,experiment=grpo2,G=16
+  python experiments/grpo.py --config=configs/grpo.py:task=maze,sampler=iid,seed=100,experiment=grpo2,G=8,dynamic,sweep_lr=1e-3
 Smoke (a tiny random model, a few steps, seconds; what the tests and colab/grpo.ipynb run):
   python experiments/grpo.py --config=configs/grpo.py:task=countdown,sampler=lattice,smoke
 
@@ -168,6 +175,11 @@ def get_config(arg: str = "task=countdown") -> ml_collections.ConfigDict:
 
   if args["experiment"] != "grpo1":
     _experiment2(config, args)
+  elif args["G"] != 8 or args["dynamic"] or args["sweep_lr"]:
+    raise ValueError(
+        "configs/grpo.py: G, dynamic and sweep_lr are variants of experiment=grpo2; for another run set "
+        "--config.group_size, --config.dynamic_sampling or --config.learning_rate."
+    )
 
   if args["smoke"]:
     config.init_checkpoint = ""

@@ -295,7 +295,8 @@ def test_second_experiment_variant_is_its_design():
       assert (config.learning_rate, config.target, config.experiment) == (lr, settings["target"], "grpo2")
       assert config.num_steps == settings["num_steps"] and config.output_dir == f"results/grpo/experiment2/{task}"
   for arg, match in [("task=arc_1d,experiment=grpo2", "has the tasks"), ("task=maze,experiment=grpo3", "grpo1"),
-                     ("task=maze,experiment=grpo2,G=4", "G in"), ("task=maze,experiment=grpo2,sweep_lr=2e-4", "sweep_lr must be one of")]:
+                     ("task=maze,experiment=grpo2,G=4", "G in"),
+                     ("task=maze,G=16", "variants of experiment=grpo2"), ("task=maze,dynamic", "variants of"), ("task=maze,experiment=grpo2,sweep_lr=2e-4", "sweep_lr must be one of")]:
     with pytest.raises(ValueError, match=match):
       grpo_config.get_config(arg)
 
