@@ -6,8 +6,10 @@ r"""Rebuilds a GRPO summary.json from one or more results folders (e.g. one expe
 
 Prints the per-(task, sampler) table; writes <output_dir>/summary.json (one row
 per run: task, sampler, seed, steps_to_target, ...), summary_by_sampler.json
-(means with intervals, paired differences from i.i.d.) and summary_<task>.png
-for every task (`qmotto.rl.summary.build_summary`, `write_summary`; `qmotto.rl.figures`).
+(means with intervals, paired differences from i.i.d.), summary_sweep.json
+(learning-rate sweeps, if any) and a figure for every experiment and task:
+summary_<task>.png for the first experiment, summary_<experiment>_<task>.png
+for the others (`qmotto.rl.summary.build_summary`, `write_summary`; `qmotto.rl.figures`).
 """
 
 import os
@@ -29,10 +31,11 @@ def main(argv):
     raise app.UsageError(f"--results={','.join(_RESULTS.value)} holds no GRPO result files.")
   paths = list(summary_lib.write_summary(summary, _OUTPUT_DIR.value).values())
   results = summary_lib.load_runs(_RESULTS.value)
-  for task in sorted({r["task"] for r in results}):
-    runs = [r for r in results if r["task"] == task]
-    path = os.path.join(_OUTPUT_DIR.value, f"summary_{task}.png")
-    figures.save_figure(figures.figure_runs(runs, title=f"GRPO {task}: {len(runs)} runs"), path)
+  for experiment, task in sorted({(r["experiment"], r["task"]) for r in results}):
+    runs = [r for r in results if (r["experiment"], r["task"]) == (experiment, task)]
+    name = task if experiment == summary_lib.FIRST_EXPERIMENT else f"{experiment}_{task}"
+    path = os.path.join(_OUTPUT_DIR.value, f"summary_{name}.png")
+    figures.save_figure(figures.figure_runs(runs, title=f"GRPO {experiment} {task}: {len(runs)} runs"), path)
     paths.append(path)
   print(summary_lib.format_summary(summary))
   sweep = summary_lib.learning_rate_sweep(summary["rows"])

@@ -25,8 +25,9 @@ PLOT_PANELS = (
 def figure_runs(results: Sequence[dict], *, title: str | None = None):
   """A 2x2 Figure of reward, held-out pass@1, zero-variance fraction and distinct per group vs step.
 
-  One color per sampler: each run a thin line, the mean over a sampler's runs
-  (where they share steps) a thick one.
+  One color per arm (`summary.run_arm`'s "arm" where the results carry it, as
+  `summary.load_runs` gives them; else the sampler): each run a thin line, the
+  mean over an arm's runs (where they share steps) a thick one.
   """
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
 
@@ -34,12 +35,13 @@ def figure_runs(results: Sequence[dict], *, title: str | None = None):
     raise ValueError("results is empty: nothing to plot.")
   fig = Figure(figsize=(10, 7), layout="constrained")
   axes = fig.subplots(2, 2).ravel()
-  samplers = sorted({r["sampler"] for r in results})
-  colors = {s: f"C{i}" for i, s in enumerate(samplers)}
+  arm_of = lambda r: r.get("arm", r["sampler"])  # noqa: E731
+  samplers = sorted({arm_of(r) for r in results})
+  colors = {s: f"C{i % 10}" for i, s in enumerate(samplers)}
   for ax, (kind, field, label) in zip(axes, PLOT_PANELS):
     for sampler in samplers:
       curves = []
-      runs = [r for r in results if r["sampler"] == sampler]
+      runs = [r for r in results if arm_of(r) == sampler]
       for r in runs:
         points = [(x["step"], x[field]) for x in r["log"] if x.get("kind") == kind and x.get(field) is not None]
         if points:

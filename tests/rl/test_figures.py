@@ -21,6 +21,9 @@ def test_figure_of_runs_and_its_file(tmp_path):
   assert [ax.get_title() for ax in fig.axes] == [label for _, _, label in figures.PLOT_PANELS]
   labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
   assert labels == ["iid (mean of 2)", "lattice"]
+  arms = [dict(_run("iid", 0, [0.1, 0.2]), arm="iid_G8"), dict(_run("iid", 0, [0.1, 0.3]), arm="iid_G16")]
+  legend = figures.figure_runs(arms).axes[0].get_legend().get_texts()
+  assert [text.get_text() for text in legend] == ["iid_G16", "iid_G8"]  # one line per arm, not per sampler.
   path = tmp_path / "sub" / "fig.png"
   figures.save_figure(fig, str(path))
   assert os.path.getsize(path) > 1000

@@ -80,19 +80,22 @@ def test_summary_over_several_folders_keeps_each_task_target(tmp_path):
 def test_summary_runner_writes_one_summary_of_several_folders(tmp_path):
   _write_results(tmp_path / "a", [_fake_result("a", "iid", 0, [0.1, 0.3], target=0.25)])
   _write_results(tmp_path / "b", [_fake_result("b", "lattice", 1, [0.5, 0.6, 0.7], target=0.65)])
+  _write_results(tmp_path / "c", [_fake_result("b", "iid", 1, [0.5, 0.7], target=0.65, experiment="grpo2")])
   out = tmp_path / "all"
   proc = subprocess.run(
-      [sys.executable, "experiments/grpo_summary.py", f"--results={tmp_path / 'a'},{tmp_path / 'b'}",
+      [sys.executable, "experiments/grpo_summary.py", f"--results={tmp_path / 'a'},{tmp_path / 'b'},{tmp_path / 'c'}",
        f"--output_dir={out}"],
       cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "JAX_PLATFORMS": "cpu"},
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = json.loads((out / summary_lib.SUMMARY_NAME).read_text())  # the format: a list of per-run rows.
   assert [(r["task"], r["sampler"], r["seed"], r["steps_to_target"]) for r in rows] == [
-      ("a", "iid", 0, 10), ("b", "lattice", 1, 20)]
+      ("a", "iid", 0, 10), ("b", "lattice", 1, 20), ("b", "iid", 1, 10)]
   by_sampler = json.loads((out / summary_lib.AGGREGATE_NAME).read_text())
-  assert [(a["task"], a["sampler"], a["mean_steps"]) for a in by_sampler] == [("a", "iid", 10.0), ("b", "lattice", 20.0)]
-  assert (tmp_path / "all" / "summary_a.png").exists() and (tmp_path / "all" / "summary_b.png").exists()
+  assert [(a["task"], a["sampler"], a["mean_steps"]) for a in by_sampler] == [
+      ("a", "iid", 10.0), ("b", "lattice", 20.0), ("b", "iid", 10.0)]
+  # One figure per experiment and task: the first experiment's keep their names.
+  assert sorted(p.name for p in out.glob("*.png")) == ["summary_a.png", "summary_b.png", "summary_grpo2_b.png"]
   assert "lattice" in proc.stdout
 
 
