@@ -35,6 +35,8 @@ BASELINE_SAMPLER = "iid"  # the sampler every other one is compared with.
 # A learning-rate sweep's experiment is named "<experiment><SWEEP_MARK><lr>" (`learning_rate_sweep`).
 SWEEP_MARK = "_sweep_lr"
 FIRST_EXPERIMENT = "grpo1"  # results/grpo/EXPERIMENT.md; results without config.experiment belong to it.
+# The effect the second experiment is powered for: coupled steps = TARGET_RATIO x i.i.d. steps.
+TARGET_RATIO = 0.67
 MOVING_AVERAGE = 3  # evaluations in the trailing moving average of steps_to_target_ma.
 
 
@@ -133,6 +135,35 @@ def _t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, fl
   return mean, mean - half, mean + half
 
 
+def paired_power(differences: Sequence[float], effect: float, level: float = 0.95, power_of: float = 0.8) -> dict:
+  """What a two-sided paired t-test on these per-seed differences could have seen.
+
+  Args:
+    differences: arm minus baseline, one per seed (>= 2).
+    effect: the true mean difference to detect (e.g. -0.33 x the baseline's mean steps).
+    level: the test's confidence (0.95: a 5% two-sided test).
+    power_of: the power at which "detectable" is quoted.
+
+  Returns:
+    {"seeds", "sd" (of the differences), "power" (the chance to reject at
+    `effect`, by the noncentral t with the observed sd), "detectable" (the
+    smallest |mean difference| with power `power_of`: (t_level + t_power) x
+    sd / sqrt(n), the usual approximation)}; nan where sd is 0 or n < 2.
+  """
+  import scipy.stats  # pylint: disable=g-import-not-at-top
+
+  d = np.asarray(differences, np.float64)
+  n = len(d)
+  sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+  if n < 2 or not sd > 0:
+    return {"seeds": n, "sd": sd, "power": float("nan"), "detectable": float("nan")}
+  df, critical = n - 1, scipy.stats.t.ppf((1 + level) / 2, n - 1)
+  shift = abs(effect) / (sd / np.sqrt(n))
+  power = scipy.stats.nct.sf(critical, df, shift) + scipy.stats.nct.cdf(-critical, df, shift)
+  detectable = (critical + scipy.stats.t.ppf(power_of, df)) * sd / np.sqrt(n)
+  return {"seeds": n, "sd": sd, "power": float(power), "detectable": float(detectable)}
+
+
 def build_summary(output_dirs: str | Sequence[str]) -> dict:
   """Steps to a target held-out metric per run, and per (experiment, task, arm) with intervals.
 
@@ -166,9 +197,12 @@ def build_summary(output_dirs: str | Sequence[str]) -> dict:
     the seeds both arms ran, which share prompts and evaluation keys:
     {"baseline", "seeds", "steps_diff", "steps_ma_diff", "samples_ma_diff",
     "mean_eval_diff"}, each {"mean", "ci_low", "ci_high"} of arm minus
-    i.i.d., and "steps_ma_ratio" {"mean", "ci_low", "ci_high"}: the ratio of
+    i.i.d., "steps_ma_ratio" {"mean", "ci_low", "ci_high"}: the ratio of
     the mean steps on the moving average, with a paired bootstrap interval
-    over seeds)}]}.
+    over seeds, and `paired_power` of the steps differences for a
+    TARGET_RATIO effect ("steps_ma_power") and of the AUC differences
+    ("mean_eval_power", whose "detectable" is the AUC difference seen with
+    80% power))}]}.
   """
   results = load_runs(output_dirs)
   rows = []
@@ -284,9 +318,14 @@ def _paired_vs_iid(rows: Sequence[dict], experiment: str, task: str, arm: str, b
       "steps_ma_ratio": _paired_ratio([_steps(mine[s], "steps_to_target_ma") for s in seeds],
                                       [_steps(iid[s], "steps_to_target_ma") for s in seeds]),
   }
+  iid_steps = float(np.mean([_steps(iid[s], "steps_to_target_ma") for s in seeds]))
+  paired["steps_ma_power"] = paired_power(
+      [_steps(mine[s], "steps_to_target_ma") - _steps(iid[s], "steps_to_target_ma") for s in seeds],
+      effect=(TARGET_RATIO - 1.0) * iid_steps)
   curves = [(mine[s]["mean_eval"], iid[s]["mean_eval"]) for s in seeds]
   if all(a is not None and b is not None for a, b in curves):
     paired["mean_eval_diff"] = interval([a - b for a, b in curves])
+    paired["mean_eval_power"] = paired_power([a - b for a, b in curves], effect=0.0)
   return paired
 
 

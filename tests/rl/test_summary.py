@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from qmotto.rl import summary as summary_lib
@@ -158,3 +159,24 @@ def test_learning_rate_sweep_picks_the_largest_area_per_arm(tmp_path):
   paths = summary_lib.write_summary(summary, str(tmp_path))
   assert json.load(open(paths["summary_sweep"])) == sweep
   assert "lattice_G8" in summary_lib.format_sweep(sweep)
+
+
+def test_paired_power_against_the_normal_approximation_and_a_simulation():
+  import scipy.stats
+
+  # The first experiment's maze numbers (EXPERIMENT2.md, "Power"): sd 11.4, 8 seeds, an effect of -13 steps.
+  diffs = np.array([0, 0, 5, 5, -30, 0, -5, 5], np.float64)
+  power = summary_lib.paired_power(diffs, effect=-13.0)
+  assert power["seeds"] == 8 and power["sd"] == pytest.approx(diffs.std(ddof=1))
+  # A known-variance z-test bounds the t-test's power from above; the t-test's is a little lower.
+  z_power = scipy.stats.norm.sf(1.96 - 13.0 / (power["sd"] / np.sqrt(8)))
+  assert 0.6 < power["power"] < z_power
+  # Simulated paired t-tests with that sd and effect reject as often as the formula says
+  # (20000 draws: the binomial sd of the rate is <= 0.0036; 0.02 is 5.5 sd).
+  rng = np.random.default_rng(0)
+  draws = rng.normal(-13.0, power["sd"], size=(20000, 8))
+  t = draws.mean(axis=1) / (draws.std(axis=1, ddof=1) / np.sqrt(8))
+  assert np.mean(np.abs(t) > scipy.stats.t.ppf(0.975, 7)) == pytest.approx(power["power"], abs=0.02)
+  # The detectable difference has (about) 80% power by the same formula.
+  assert summary_lib.paired_power(diffs, effect=power["detectable"])["power"] == pytest.approx(0.8, abs=0.02)
+  assert np.isnan(summary_lib.paired_power([1.0, 1.0], effect=1.0)["power"])  # sd 0: nothing to say.
