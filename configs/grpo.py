@@ -68,7 +68,7 @@ EXPERIMENT2 = {
         "iid_G8": 3e-3, "stratified_G8": 1e-3, "lattice_G8": 3e-3, "iid+dynamic_G8": 3e-3}),
     "mini_sudoku": dict(num_steps=100, eval_every=10, target=None, learning_rates={}),
 }
-SWEEP_LEARNING_RATES = ("1e-4", "3e-4", "1e-3", "3e-3")  # 3e-3: EXPERIMENT2.md, deviation 1.
+SWEEP_LEARNING_RATES = ("3e-5", "1e-4", "3e-4", "1e-3", "3e-3")  # 3e-3, 3e-5: EXPERIMENT2.md, deviations 1, 2.
 # Random-init (smoke) prompt and completion lengths for the tasks' default options.
 _SMOKE_LENGTHS = {"countdown": (14, 12), "maze": (24, 4), "mini_sudoku": (22, 22), "arc_1d": (80, 12)}
 
