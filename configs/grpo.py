@@ -66,7 +66,8 @@ _EXPERIMENTS = {
 EXPERIMENT2 = {
     "maze": dict(num_steps=60, eval_every=5, target=0.275, learning_rates={
         "iid_G8": 3e-3, "stratified_G8": 1e-3, "lattice_G8": 3e-3, "iid+dynamic_G8": 3e-3}),
-    "mini_sudoku": dict(num_steps=100, eval_every=10, target=None, learning_rates={}),
+    "mini_sudoku": dict(num_steps=100, eval_every=10, target=0.22, learning_rates={
+        "iid_G8": 3e-5, "stratified_G8": 3e-5, "lattice_G8": 3e-5, "iid+dynamic_G8": 1e-4}),
 }
 SWEEP_LEARNING_RATES = ("3e-5", "1e-4", "3e-4", "1e-3", "3e-3")  # 3e-3, 3e-5: EXPERIMENT2.md, deviations 1, 2.
 # Random-init (smoke) prompt and completion lengths for the tasks' default options.
