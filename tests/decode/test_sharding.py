@@ -123,8 +123,8 @@ print("REPORT" + json.dumps(report))
 
 
 @pytest.fixture(scope="module")
-def report():
-  return devices.run_script(_SCRIPT, device_count=8, timeout=600)
+def report(tmp_path_factory):
+  return devices.run_script_once(_SCRIPT, tmp_path_factory.getbasetemp().parent, device_count=8, timeout=600)
 
 
 def test_token_mode_generate_is_bit_identical_on_1_and_8_devices(report):

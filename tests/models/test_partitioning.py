@@ -151,9 +151,9 @@ SHARDED_EXACTNESS_SAMPLERS = ("antithetic", "iid", "lattice", "sobol", "stratifi
 
 
 @pytest.fixture(scope="module")
-def report():
+def report(tmp_path_factory):
   script = f"SHARDED_EXACTNESS_SAMPLERS = {SHARDED_EXACTNESS_SAMPLERS!r}\n" + _SCRIPT
-  return devices.run_script(script, device_count=8, timeout=900)
+  return devices.run_script_once(script, tmp_path_factory.getbasetemp().parent, device_count=8, timeout=900)
 
 
 @pytest.mark.parametrize("mesh", ["2x4", "1x8"])
