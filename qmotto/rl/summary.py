@@ -308,20 +308,17 @@ def _paired_vs_iid(rows: Sequence[dict], experiment: str, task: str, arm: str, b
   if not seeds:
     return None
   interval = lambda values: dict(zip(("mean", "ci_low", "ci_high"), _t_interval(values)))  # noqa: E731
+  steps_ma = np.array([[_steps(mine[s], "steps_to_target_ma"), _steps(iid[s], "steps_to_target_ma")] for s in seeds])
+  steps_ma_diffs = list(steps_ma[:, 0] - steps_ma[:, 1])
   paired = {
       "baseline": baseline, "seeds": len(seeds),
       "steps_diff": interval([_steps(mine[s], "steps_to_target") - _steps(iid[s], "steps_to_target") for s in seeds]),
-      "steps_ma_diff": interval(
-          [_steps(mine[s], "steps_to_target_ma") - _steps(iid[s], "steps_to_target_ma") for s in seeds]),
+      "steps_ma_diff": interval(steps_ma_diffs),
       "samples_ma_diff": interval(
           [_samples(mine[s], "samples_to_target_ma") - _samples(iid[s], "samples_to_target_ma") for s in seeds]),
-      "steps_ma_ratio": _paired_ratio([_steps(mine[s], "steps_to_target_ma") for s in seeds],
-                                      [_steps(iid[s], "steps_to_target_ma") for s in seeds]),
+      "steps_ma_ratio": _paired_ratio(list(steps_ma[:, 0]), list(steps_ma[:, 1])),
+      "steps_ma_power": paired_power(steps_ma_diffs, effect=(TARGET_RATIO - 1.0) * float(np.mean(steps_ma[:, 1]))),
   }
-  iid_steps = float(np.mean([_steps(iid[s], "steps_to_target_ma") for s in seeds]))
-  paired["steps_ma_power"] = paired_power(
-      [_steps(mine[s], "steps_to_target_ma") - _steps(iid[s], "steps_to_target_ma") for s in seeds],
-      effect=(TARGET_RATIO - 1.0) * iid_steps)
   curves = [(mine[s]["mean_eval"], iid[s]["mean_eval"]) for s in seeds]
   if all(a is not None and b is not None for a, b in curves):
     paired["mean_eval_diff"] = interval([a - b for a, b in curves])
