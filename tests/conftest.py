@@ -6,8 +6,9 @@ import sys
 # Tests run on the CPU; keep XLA from grabbing every core's worth of threads
 # per xdist worker.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The tests compile many hundreds of small programs, and LLVM's optimization
-# passes are most of each compile. At backend optimization level 0 XLA
+# The tests compile many hundreds of small programs: with a warm compilation
+# cache tests/evals, rl and train take 1:43 instead of 3:55, and LLVM's
+# optimization passes are much of each compile. At backend optimization level 0 XLA
 # compiles the same HLO without them, to the same IEEE float32 arithmetic
 # (subnormals are flushed by a runtime mode, as at every level); sums may
 # round in another order where a loop is no longer vectorized, and no test
