@@ -309,14 +309,14 @@ def _paired_vs_iid(rows: Sequence[dict], experiment: str, task: str, arm: str, b
     return None
   interval = lambda values: dict(zip(("mean", "ci_low", "ci_high"), _t_interval(values)))  # noqa: E731
   steps_ma = np.array([[_steps(mine[s], "steps_to_target_ma"), _steps(iid[s], "steps_to_target_ma")] for s in seeds])
-  steps_ma_diffs = list(steps_ma[:, 0] - steps_ma[:, 1])
+  steps_ma_diffs = steps_ma[:, 0] - steps_ma[:, 1]
   paired = {
       "baseline": baseline, "seeds": len(seeds),
       "steps_diff": interval([_steps(mine[s], "steps_to_target") - _steps(iid[s], "steps_to_target") for s in seeds]),
       "steps_ma_diff": interval(steps_ma_diffs),
       "samples_ma_diff": interval(
           [_samples(mine[s], "samples_to_target_ma") - _samples(iid[s], "samples_to_target_ma") for s in seeds]),
-      "steps_ma_ratio": _paired_ratio(list(steps_ma[:, 0]), list(steps_ma[:, 1])),
+      "steps_ma_ratio": _paired_ratio(steps_ma[:, 0], steps_ma[:, 1]),
       "steps_ma_power": paired_power(steps_ma_diffs, effect=(TARGET_RATIO - 1.0) * float(np.mean(steps_ma[:, 1]))),
   }
   curves = [(mine[s]["mean_eval"], iid[s]["mean_eval"]) for s in seeds]
