@@ -9,10 +9,9 @@ per run: task, sampler, seed, steps_to_target, ...), summary_by_sampler.json
 (means with intervals, paired differences from i.i.d.), summary_sweep.json
 (learning-rate sweeps, if any) and a figure for every experiment and task:
 summary_<task>.png for the first experiment, summary_<experiment>_<task>.png
-for the others (`qmotto.rl.summary.build_summary`, `write_summary`; `qmotto.rl.figures`).
+for the others (`qmotto.rl.summary.build_summary`, `write_summary`;
+`qmotto.rl.figures.save_summary_figures`).
 """
-
-import os
 
 from absl import app
 from absl import flags
@@ -30,13 +29,7 @@ def main(argv):
   if not summary["rows"]:
     raise app.UsageError(f"--results={','.join(_RESULTS.value)} holds no GRPO result files.")
   paths = list(summary_lib.write_summary(summary, _OUTPUT_DIR.value).values())
-  results = summary_lib.load_runs(_RESULTS.value)
-  for experiment, task in sorted({(r["experiment"], r["task"]) for r in results}):
-    runs = [r for r in results if (r["experiment"], r["task"]) == (experiment, task)]
-    name = task if experiment == summary_lib.FIRST_EXPERIMENT else f"{experiment}_{task}"
-    path = os.path.join(_OUTPUT_DIR.value, f"summary_{name}.png")
-    figures.save_figure(figures.figure_runs(runs, title=f"GRPO {experiment} {task}: {len(runs)} runs"), path)
-    paths.append(path)
+  paths += figures.save_summary_figures(summary_lib.load_runs(_RESULTS.value), _OUTPUT_DIR.value)
   print(summary_lib.format_summary(summary))
   sweep = summary_lib.learning_rate_sweep(summary["rows"])
   if sweep:

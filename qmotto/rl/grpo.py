@@ -854,9 +854,8 @@ def run(config, *, command: str = "", task=None, reward_fn: rewards_lib.RewardFn
     if config.plot:
       paths["plot"] = os.path.join(config.output_dir, name + ".png")
       figures.save_figure(figures.figure_runs([result]), paths["plot"])
-      runs = [r for r in summary_lib.load_runs(config.output_dir) if r["task"] == metrics["task"]]
-      paths["summary_plot"] = os.path.join(config.output_dir, f"summary_{metrics['task']}.png")
-      figures.save_figure(figures.figure_runs(runs, title=f"GRPO {metrics['task']}: {len(runs)} runs"),
-                          paths["summary_plot"])
+      this_experiment = (summary_lib.experiment_of(config.to_dict()), metrics["task"])
+      runs = [r for r in summary_lib.load_runs(config.output_dir) if (r["experiment"], r["task"]) == this_experiment]
+      [paths["summary_plot"]] = figures.save_summary_figures(runs, config.output_dir)
   result["paths"] = paths
   return result
